@@ -1,0 +1,23 @@
+# The two commands: `make build` runs tinyfake's main job, `make test` the tests.
+# Both install what they need first (scripts/setup.sh is idempotent).
+VENV := .venv
+PY := $(VENV)/bin/python
+BOARD ?= stm32h743
+PYTEST_ARGS ?=
+
+.PHONY: setup build test test-fast clean
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	$(VENV)/bin/tinyfake build --board $(BOARD)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs build .pytest_cache

@@ -1,0 +1,34 @@
+"""The install path: the setup script is idempotent and pins what it installs."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_requirements_are_all_pinned():
+    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
+    specs = [l for l in lines if l]
+    assert specs, "requirements.txt is empty"
+    unpinned = [s for s in specs if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^=\s]+", s)]
+    assert not unpinned, f"unpinned requirements: {unpinned}"
+
+
+def test_setup_script_is_idempotent_and_fast_when_done():
+    # The test suite runs after setup; a second run must find everything in
+    # place and install nothing.
+    out = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "installing" not in out.stdout
+    assert "setup: done" not in out.stdout  # nothing was (re)installed
+
+
+def test_cli_lists_commands_and_rejects_unknown():
+    out = subprocess.run([sys.executable, "-m", "tinyfake", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    from tinyfake.cli import COMMANDS
+    listed = re.search(r"\{([a-z,]+)\}", out.stdout).group(1).split(",")
+    assert sorted(listed) == sorted(COMMANDS)
+    bad = subprocess.run([sys.executable, "-m", "tinyfake", "no-such-command"], capture_output=True, text=True)
+    assert bad.returncode == 2

@@ -1,0 +1,5 @@
+import sys
+
+from tinyfake.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""`tinyfake` command line: one sub-command per stage.
+
+Each command lives in its stage's package as a module exposing
+`HELP`, `add_arguments(parser)` and `run(args) -> int`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tinyfake.errors import UserError
+
+# command name -> module implementing it
+COMMANDS = {
+    "train": "tinyfake.train.command",
+    "export": "tinyfake.export.command",
+    "eval": "tinyfake.export.eval_command",
+    "compile": "tinyfake.compiler.command",
+    "boards": "tinyfake.firmware.boards_command",
+    "firmware": "tinyfake.firmware.command",
+    "simulate": "tinyfake.harness.simulate_command",
+    "flash": "tinyfake.harness.flash_command",
+    "verify": "tinyfake.harness.verify_command",
+    "build": "tinyfake.build",
+}
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(COMMANDS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("tinyfake"):
+            return None  # stage not available in this checkout
+        raise
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinyfake",
+        description="Deepfake detectors on microcontrollers: train, quantize, "
+        "compile to C, build firmware, verify on a board or in simulation.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = _load(name)
+        if module is None:
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"tinyfake: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tinyfake: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
