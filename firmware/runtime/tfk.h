@@ -1,0 +1,180 @@
+/* tinyfake runtime: int8 kernels called by the generated model.c.
+ *
+ * Every kernel reproduces TensorFlow Lite Micro's reference kernel bit for
+ * bit. Quantization parameters that the reference computes in Prepare
+ * (multipliers, shifts, activation ranges, lookup tables) are computed by the
+ * compiler and passed in as constants, so the kernels are pure integer loops:
+ * no heap, no float, no state.
+ *
+ * Two implementations share these signatures: portable C99 (tfk_*.c) and a
+ * Cortex-M7 variant using ARMv7E-M DSP dual-MAC instructions (cortex_m/).
+ * TFK_USE_DSP picks one at build time; it defaults to the compiler's
+ * __ARM_FEATURE_DSP. Both produce identical outputs.
+ */
+#ifndef TFK_H
+#define TFK_H
+
+#include <stdint.h>
+#include <string.h>
+
+#ifndef TFK_USE_DSP
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define TFK_USE_DSP 1
+#else
+#define TFK_USE_DSP 0
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- fixed-point helpers (gemmlowp / TFLM "double rounding") ---------- */
+
+/* SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating. */
+static inline int32_t tfk_srdhm(int32_t a, int32_t b) {
+  if (a == b && a == INT32_MIN) return INT32_MAX;
+  int64_t ab = (int64_t)a * (int64_t)b;
+  int64_t nudge = ab >= 0 ? (1ll << 30) : (1ll - (1ll << 30));
+  return (int32_t)((ab + nudge) / (1ll << 31));
+}
+
+/* RoundingDivideByPOT: x / 2^e rounded half away from zero. */
+static inline int32_t tfk_rdbpot(int32_t x, int e) {
+  int32_t mask = (int32_t)((1ll << e) - 1);
+  int32_t remainder = x & mask;
+  int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> e) + (remainder > threshold ? 1 : 0);
+}
+
+/* MultiplyByQuantizedMultiplier: x * m * 2^(shift - 31), reference rounding. */
+static inline int32_t tfk_mbqm(int32_t x, int32_t m, int32_t shift) {
+  int left = shift > 0 ? shift : 0;
+  int right = shift > 0 ? 0 : -shift;
+  /* shift through unsigned: the reference's left shift wraps, C's would be UB */
+  return tfk_rdbpot(tfk_srdhm((int32_t)((uint32_t)x << left), m), right);
+}
+
+static inline int8_t tfk_clamp8(int32_t v, int32_t lo, int32_t hi) {
+  return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+/* ---- convolutions ------------------------------------------------------ */
+
+/* CONV_2D and DEPTHWISE_CONV_2D, NHWC int8, per-channel requantization.
+ * Weights: conv [out_c][k_h][k_w][in_c]; depthwise [k_h][k_w][out_c] with
+ * out_c = in_c * depth_mult. Taps outside the input are skipped (= padding
+ * with the input zero point), which is also how a preceding PAD is fused. */
+typedef struct {
+  int16_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
+  int16_t k_h, k_w, stride_h, stride_w, dil_h, dil_w;
+  int16_t pad_top, pad_left, depth_mult;
+  int32_t in_offset;           /* -input zero point */
+  int32_t out_offset;          /* output zero point */
+  int32_t act_min, act_max;
+  const int8_t *weights;
+  const int32_t *bias;         /* may be NULL */
+  const int32_t *mult;         /* per output channel */
+  const int32_t *shift;        /* per output channel */
+} tfk_conv_params;
+
+void tfk_conv2d(const tfk_conv_params *p, const int8_t *in, int8_t *out, int16_t *scratch);
+void tfk_depthwise_conv2d(const tfk_conv_params *p, const int8_t *in, int8_t *out);
+/* int16 scratch the conv needs (in elements); the planner reserves it. */
+#define TFK_CONV_SCRATCH(k_h, k_w, in_c) ((int32_t)(k_h) * (k_w) * (in_c) + 4)
+
+/* FULLY_CONNECTED: weights [out_depth][in_depth]; per-tensor (mult/shift
+ * of length 1) or per-channel. */
+typedef struct {
+  int16_t batches, in_depth, out_depth, per_channel;
+  int32_t in_offset, w_offset, out_offset;
+  int32_t act_min, act_max;
+  const int8_t *weights;
+  const int32_t *bias;         /* may be NULL */
+  const int32_t *mult;
+  const int32_t *shift;
+} tfk_fc_params;
+
+void tfk_fully_connected(const tfk_fc_params *p, const int8_t *in, int8_t *out);
+
+/* ---- element-wise binary ops with broadcasting -------------------------- */
+
+/* Output shape (4D, NHWC order) and per-input element strides; a stride of 0
+ * broadcasts that dimension. Used when shapes differ; NULL means same shape. */
+typedef struct {
+  int32_t dims[4];
+  int32_t a_stride[4];
+  int32_t b_stride[4];
+} tfk_bcast;
+
+typedef struct {
+  int32_t a_offset, b_offset, out_offset, left_shift;
+  int32_t a_mult, a_shift, b_mult, b_shift, out_mult, out_shift;
+  int32_t act_min, act_max;
+} tfk_add_params;
+
+typedef struct {
+  int32_t a_offset, b_offset, out_offset;
+  int32_t out_mult, out_shift;
+  int32_t act_min, act_max;
+} tfk_mul_params;
+
+/* n: element count when bc == NULL. Safe in place (out == a or out == b)
+ * when that input has the output's shape. */
+void tfk_add(const tfk_add_params *p, const tfk_bcast *bc, int32_t n,
+             const int8_t *a, const int8_t *b, int8_t *out);
+void tfk_mul(const tfk_mul_params *p, const tfk_bcast *bc, int32_t n,
+             const int8_t *a, const int8_t *b, int8_t *out);
+
+/* ---- reductions and pooling ---------------------------------------------- */
+
+/* MEAN over a contiguous block of axes: input viewed as [outer][reduce][inner]. */
+typedef struct {
+  int32_t outer, reduce, inner;
+  int32_t in_zp, out_zp;
+  int32_t mult, shift;         /* already folded with 1/reduce */
+} tfk_mean_params;
+
+void tfk_mean(const tfk_mean_params *p, const int8_t *in, int8_t *out);
+
+typedef struct {
+  int16_t batches, in_h, in_w, channels, out_h, out_w;
+  int16_t k_h, k_w, stride_h, stride_w, pad_top, pad_left;
+  int32_t act_min, act_max;
+} tfk_pool_params;
+
+void tfk_avg_pool(const tfk_pool_params *p, const int8_t *in, int8_t *out);
+void tfk_max_pool(const tfk_pool_params *p, const int8_t *in, int8_t *out);
+
+/* ---- data movement --------------------------------------------------------- */
+
+/* PAD on a 4D int8 tensor with a constant value. */
+typedef struct {
+  int32_t in_dims[4];
+  int32_t before[4];
+  int32_t out_dims[4];
+  int32_t value;
+} tfk_pad_params;
+
+void tfk_pad(const tfk_pad_params *p, const int8_t *in, int8_t *out);
+
+/* CONCATENATION along one axis: input i contributes sizes[i] contiguous
+ * bytes to each of `outer` output rows. */
+void tfk_concat(int32_t outer, int32_t n_inputs, const int8_t *const *inputs,
+                const int32_t *sizes, int8_t *out);
+
+/* Any int8 -> int8 unary op (HARD_SWISH, LOGISTIC, requantize, ...) as a
+ * 256-entry table indexed by the input's bit pattern. Safe in place. */
+void tfk_lut(const int8_t *table, int32_t n, const int8_t *in, int8_t *out);
+
+/* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128) over rows of
+ * `depth` values (depth <= 256). exp_table[d] is the reference's Q0.31
+ * exp() of an input d steps below the row maximum (0 where the reference
+ * skips it), computed by the compiler for the op's beta and input scale. */
+void tfk_softmax(const int32_t *exp_table, int32_t outer, int32_t depth, const int8_t *in, int8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TFK_H */

@@ -1,0 +1,84 @@
+"""compile_model(): the Python entry point of the compiler."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyfake.compiler.codegen import write_sources
+from tinyfake.compiler.graph import lower
+from tinyfake.compiler.planner import plan_memory
+from tinyfake.compiler.reader import read_tflite
+from tinyfake.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class OpInfo:
+    index: int
+    name: str          # TFLite operator name
+    kernel: str        # runtime call, or why it needs none
+    macs: int
+
+
+@dataclass
+class CompiledModel:
+    name: str
+    hash: str                          # first 16 hex of sha256(.tflite)
+    out_dir: Path
+    arena_bytes: int                   # static arena (input/output are the caller's)
+    weight_bytes: int                  # const arrays in flash: weights, biases, multipliers, tables
+    macs: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    ops: list[OpInfo] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)   # runtime .c files (repo-relative)
+    plan_strategy: str = ""
+
+    @property
+    def input_bytes(self) -> int:
+        n = 1
+        for d in self.input_shape:
+            n *= d
+        return n
+
+    @property
+    def output_bytes(self) -> int:
+        n = 1
+        for d in self.output_shape:
+            n *= d
+        return n
+
+
+def compile_model(tflite_path: str | Path, out_dir: str | Path, name: str | None = None,
+                  arena_budget: int | None = None, flash_budget: int | None = None,
+                  inplace: bool = True) -> CompiledModel:
+    """Compile an int8 .tflite to out_dir/{model.c, model.h, sources.txt}."""
+    model = read_tflite(tflite_path)
+    lowered = lower(model)
+    plan = plan_memory(model, lowered, inplace=inplace)
+    macs = sum(s.macs for s in lowered.steps)
+    weight_bytes = lowered.const_bytes
+    if arena_budget is not None and plan.arena_bytes > arena_budget:
+        raise UserError(f"the model needs a {plan.arena_bytes}-byte arena, {plan.arena_bytes - arena_budget} "
+                        f"bytes over the arena budget of {arena_budget}; use a smaller model or input size")
+    if flash_budget is not None and weight_bytes > flash_budget:
+        raise UserError(f"the model's weights take {weight_bytes} bytes of flash, {weight_bytes - flash_budget} "
+                        f"bytes over the flash budget of {flash_budget}; use a smaller model")
+    name = name or Path(tflite_path).stem
+    out_dir = Path(out_dir)
+    sources = write_sources(model, lowered, plan, out_dir, name, plan.arena_bytes, weight_bytes, macs)
+    tin, tout = model.tensor(model.inputs[0]), model.tensor(model.outputs[0])
+    by_op = {s.op.index: s for s in lowered.steps}
+    ops = []
+    for op in model.operators:
+        s = by_op.get(op.index)
+        kernel = s.call.split("(")[0].strip("{ ").split()[-1] if s else lowered.folded[op.index]
+        ops.append(OpInfo(op.index, op.opcode, kernel, s.macs if s else 0))
+    return CompiledModel(name, model.sha256[:16], out_dir, plan.arena_bytes, weight_bytes, macs,
+                         tin.shape, tout.shape, tin.quant.s, tin.quant.zp, tout.quant.s,
+                         tout.quant.zp, ops, sources, plan.strategy)

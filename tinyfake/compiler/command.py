@@ -1,0 +1,61 @@
+"""`tinyfake compile`: int8 .tflite -> gen/model.c, model.h, sources.txt."""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from tinyfake.compiler.api import compile_model
+from tinyfake.compiler.hostbuild import arm_object_sizes
+from tinyfake.errors import UserError
+
+HELP = "compile an int8 .tflite model to plain C (static arena, no interpreter)"
+
+
+def _bytes(text: str) -> int:
+    """Byte counts with optional K/M suffix (1024-based): 96K, 1M, 65536."""
+    t = text.strip().upper().removesuffix("B")
+    mult = 1
+    if t.endswith("K"):
+        mult, t = 1024, t[:-1]
+    elif t.endswith("M"):
+        mult, t = 1 << 20, t[:-1]
+    try:
+        return int(float(t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 98304 or 96K)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="int8 .tflite file (or a run directory holding model_int8.tflite)")
+    p.add_argument("-o", "--out", type=Path, default=None,
+                   help="output directory (default: gen/ next to the model)")
+    p.add_argument("--name", default=None, help="MODEL_NAME in model.h (default: file or run name)")
+    p.add_argument("--arena-budget", type=_bytes, default=None, metavar="BYTES",
+                   help="fail if the static arena needs more RAM than this")
+    p.add_argument("--flash-budget", type=_bytes, default=None, metavar="BYTES",
+                   help="fail if the weights need more flash than this")
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.model
+    name = args.name
+    if path.is_dir():
+        if name is None:
+            name = path.resolve().name
+        path = path / "model_int8.tflite"
+    if not path.exists():
+        raise UserError(f"{path} does not exist; export a model first with `tinyfake export`")
+    out = args.out or path.parent / "gen"
+    cm = compile_model(path, out, name=name, arena_budget=args.arena_budget,
+                       flash_budget=args.flash_budget)
+    kernels = sum(1 for o in cm.ops if o.kernel.startswith("tfk_"))
+    print(f"compiled {path} -> {out}/model.c, model.h, sources.txt")
+    print(f"  {len(cm.ops)} operators ({kernels} kernel calls), {cm.macs:,} MACs")
+    print(f"  arena {cm.arena_bytes:,} B (input {cm.input_bytes:,} B and output "
+          f"{cm.output_bytes} B are the caller's buffers), weights {cm.weight_bytes:,} B")
+    if shutil.which("arm-none-eabi-gcc"):
+        sizes = arm_object_sizes(out)
+        print(f"  Cortex-M7 objects (model.c + runtime, -O2): code {sizes['text']:,} B, "
+              f"constants {sizes['rodata']:,} B")
+    return 0

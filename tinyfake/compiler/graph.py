@@ -1,0 +1,522 @@
+"""Lower a TFLite graph into kernel calls ("steps") for the C runtime.
+
+Each supported operator becomes one `Step`: the runtime function to call,
+its constant parameters (already computed the way TFLite Micro's Prepare
+computes them), the activation tensors it reads and writes, scratch needs
+and MACs. RESHAPE-like ops become storage aliases, and a PAD feeding a
+convolution is folded into that convolution's padding (bit-exact, because
+out-of-bounds taps are skipped exactly like taps that read the zero point).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyfake.compiler import quant as Q
+from tinyfake.compiler.reader import Model, Operator, Tensor
+from tinyfake.errors import UserError
+
+SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
+             "EXPAND_DIMS", "FULLY_CONNECTED", "HARD_SWISH", "LOGISTIC", "MAX_POOL_2D",
+             "MEAN", "MUL", "PAD", "PADV2", "QUANTIZE", "RESHAPE", "SOFTMAX", "SQUEEZE")
+
+# Runtime source files per kernel family (paths relative to the repo root).
+RUNTIME_SOURCES = {
+    "conv": ["firmware/runtime/tfk_conv.c", "firmware/runtime/cortex_m/tfk_conv_dsp.c"],
+    "fc": ["firmware/runtime/tfk_fc.c", "firmware/runtime/cortex_m/tfk_fc_dsp.c"],
+    "elementwise": ["firmware/runtime/tfk_elementwise.c"],
+    "pool": ["firmware/runtime/tfk_pool.c"],
+    "data": ["firmware/runtime/tfk_data.c"],
+    "softmax": ["firmware/runtime/tfk_softmax.c"],
+}
+
+
+@dataclass
+class Const:
+    """A constant array emitted into flash."""
+    name: str
+    ctype: str                 # int8_t / int32_t
+    values: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.size) * (1 if self.ctype == "int8_t" else 4)
+
+
+@dataclass
+class Step:
+    op: Operator
+    family: str                          # key of RUNTIME_SOURCES
+    ptype: str | None                    # params struct type, None if no struct
+    params: list                         # struct initializer values (ints / const names / None)
+    call: str                            # C call with {p} {in0} {in1}... {out} {scratch}
+    inputs: list[int]                    # activation tensors read, in {inN} order
+    output: int
+    consts: list[Const] = field(default_factory=list)
+    macs: int = 0
+    scratch_bytes: int = 0
+    inplace: list[int] = field(default_factory=list)  # inputs the output may overwrite
+    note: str = ""
+    bcast: list | None = None            # tfk_bcast initializer [dims, a_stride, b_stride]
+
+
+@dataclass
+class Lowered:
+    steps: list[Step]
+    aliases: dict[int, int]              # tensor -> tensor whose storage it shares
+    folded: dict[int, str]               # op index -> why no code (alias / fused)
+    const_bytes: int
+
+
+def _err(op: Operator, msg: str) -> UserError:
+    return UserError(f"op {op.index} ({op.opcode}): {msg}")
+
+
+def _shape4(shape: tuple[int, ...], op: Operator, what: str) -> list[int]:
+    if len(shape) > 4:
+        raise _err(op, f"{what} has rank {len(shape)}; at most 4 dimensions are supported")
+    return [1] * (4 - len(shape)) + list(shape)
+
+
+def _out_size(padding: int, in_size: int, k: int, stride: int, dil: int) -> int:
+    eff = (k - 1) * dil + 1
+    return (in_size + stride - 1) // stride if padding == 0 else (in_size - eff + stride) // stride
+
+
+def _pad_before(in_size: int, k: int, stride: int, dil: int, out_size: int) -> int:
+    """ComputePaddingWithOffset: total padding split, the extra one at the end."""
+    eff = (k - 1) * dil + 1
+    total = max(0, (out_size - 1) * stride + eff - in_size)
+    return total // 2
+
+
+class _Lowering:
+    def __init__(self, model: Model):
+        self.m = model
+        self.consumers: dict[int, list[int]] = {}
+        for op in model.operators:
+            for t in op.inputs:
+                if t >= 0:
+                    self.consumers.setdefault(t, []).append(op.index)
+        self.steps: list[Step] = []
+        self.aliases: dict[int, int] = {}
+        self.folded: dict[int, str] = {}
+        self.fused_pad: dict[int, tuple[int, list[int]]] = {}  # conv op -> (pad input, before[4])
+
+    # -- helpers --------------------------------------------------------------
+    def t(self, i: int) -> Tensor:
+        return self.m.tensors[i]
+
+    def act(self, op: Operator, i: int, what: str) -> Tensor:
+        """An int8 activation tensor with per-tensor quantization."""
+        t = self.t(i)
+        if t.dtype != "int8":
+            raise _err(op, f"{what} tensor '{t.name}' is {t.dtype}; only int8 activations "
+                           "are supported (export a full-integer int8 model)")
+        if t.quant is None:
+            raise _err(op, f"{what} tensor '{t.name}' has no quantization parameters")
+        if t.quant.per_channel:
+            raise _err(op, f"{what} tensor '{t.name}' is per-channel quantized; "
+                           "activations must be per-tensor")
+        return t
+
+    def const(self, op: Operator, i: int, what: str, dtype: str | None = None) -> Tensor:
+        t = self.t(i)
+        if not t.is_const:
+            raise _err(op, f"{what} tensor '{t.name}' must be a constant")
+        if dtype and t.dtype != dtype:
+            raise _err(op, f"{what} tensor '{t.name}' is {t.dtype}; expected {dtype}")
+        return t
+
+    def cname(self, op: Operator, what: str) -> str:
+        return f"op{op.index}_{what}"
+
+    def activation(self, op: Operator, out: Tensor) -> tuple[int, int]:
+        act = int(op.options.get("fusedActivationFunction", 0) or 0)
+        if act not in (0, 1, 2, 3):
+            raise _err(op, f"fused activation {act} is not supported "
+                           "(NONE, RELU, RELU_N1_TO_1, RELU6 are)")
+        return Q.activation_range(act, out.quant.s, out.quant.zp)
+
+    # -- pass 1: decide which PADs fold into the convolution that reads them --
+    def plan_pad_fusion(self):
+        for op in self.m.operators:
+            if op.opcode not in ("PAD", "PADV2") or len(op.outputs) != 1:
+                continue
+            out = op.outputs[0]
+            users = self.consumers.get(out, [])
+            if len(users) != 1 or out in self.m.outputs:
+                continue
+            conv = self.m.operators[users[0]]
+            if conv.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D") or conv.inputs[0] != out:
+                continue
+            src, dst = self.t(op.inputs[0]), self.t(out)
+            if src.dtype != "int8" or dst.dtype != "int8" or src.quant is None or dst.quant is None:
+                continue
+            if src.quant.zp != dst.quant.zp or src.quant.s != dst.quant.s or len(src.shape) != 4:
+                continue
+            if not self.t(op.inputs[1]).is_const:
+                continue
+            pads = self.t(op.inputs[1]).data.reshape(-1, 2).astype(np.int64)
+            if pads.shape[0] != 4 or (pads < 0).any() or pads[0].any() or pads[3].any():
+                continue
+            if self._pad_value(op) != dst.quant.zp:
+                continue  # only padding with the zero point equals skipping taps
+            self.fused_pad[conv.index] = (op.inputs[0], [int(pads[1, 0]), int(pads[2, 0])])
+            self.folded[op.index] = f"fused into op {conv.index} ({conv.opcode}) as padding"
+
+    def _pad_value(self, op: Operator) -> int:
+        out = self.t(op.outputs[0])
+        if op.opcode == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+            c = self.const(op, op.inputs[2], "constant_values")
+            return int(np.asarray(c.data).reshape(-1)[0])
+        return out.quant.zp
+
+    # -- pass 2: one step per operator ----------------------------------------
+    def run(self) -> Lowered:
+        self.plan_pad_fusion()
+        for op in self.m.operators:
+            if op.index in self.folded:
+                continue
+            if op.opcode not in SUPPORTED:
+                raise _err(op, f"operator {op.opcode} is not supported; supported: "
+                               + ", ".join(SUPPORTED))
+            getattr(self, "op_" + op.opcode.lower())(op)
+        const_bytes = sum(c.nbytes for s in self.steps for c in s.consts)
+        return Lowered(self.steps, self.aliases, self.folded, const_bytes)
+
+    def _alias(self, op: Operator):
+        src, dst = self.t(op.inputs[0]), self.t(op.outputs[0])
+        if src.size != dst.size or src.dtype != dst.dtype:
+            raise _err(op, f"reshape from {src.shape} to {dst.shape} changes the element count")
+        if src.quant is not None and dst.quant is not None and (
+                src.quant.s != dst.quant.s or src.quant.zp != dst.quant.zp):
+            raise _err(op, "reshape changes quantization parameters")
+        self.aliases[dst.index] = src.index
+        self.folded[op.index] = f"alias of tensor {src.index} (no data movement)"
+
+    op_reshape = op_squeeze = op_expand_dims = _alias
+
+    def _conv(self, op: Operator, depthwise: bool):
+        x_idx = op.inputs[0]
+        extra = [0, 0]
+        if op.index in self.fused_pad:
+            x_idx, extra = self.fused_pad[op.index]
+        x = self.act(op, x_idx, "input")
+        w = self.const(op, op.inputs[1], "filter", "int8")
+        y = self.act(op, op.outputs[0], "output")
+        if len(x.shape) != 4 or len(w.shape) != 4 or len(y.shape) != 4:
+            raise _err(op, "expects 4D NHWC input, filter and output")
+        n, ih, iw, ic = x.shape
+        _, oh, ow, oc = y.shape
+        o = op.options
+        sh, sw = int(o.get("strideH", 1)), int(o.get("strideW", 1))
+        dh, dw = int(o.get("dilationHFactor", 1) or 1), int(o.get("dilationWFactor", 1) or 1)
+        padding = int(o.get("padding", 0))
+        if depthwise:
+            _, kh, kw, wc = w.shape
+            if wc != oc or oc % ic:
+                raise _err(op, f"filter {w.shape} does not match input {x.shape} / output {y.shape}")
+            dm = oc // ic
+        else:
+            wo, kh, kw, wc = w.shape
+            if wo != oc:
+                raise _err(op, f"filter {w.shape} does not match output {y.shape}")
+            if wc != ic:
+                raise _err(op, f"grouped convolution (filter depth {wc}, input depth {ic}) "
+                               "is not supported")
+            dm = 1
+        # padding of the tensor the TFLite op sees (the PAD output when fused)
+        ph_in, pw_in = ih, iw
+        if op.index in self.fused_pad:
+            pad_t = self.t(op.inputs[0]).shape
+            ph_in, pw_in = pad_t[1], pad_t[2]
+        if _out_size(padding, ph_in, kh, sh, dh) != oh or _out_size(padding, pw_in, kw, sw, dw) != ow:
+            raise _err(op, f"output shape {y.shape} does not match the convolution geometry")
+        pad_top = (_pad_before(ph_in, kh, sh, dh, oh) if padding == 0 else 0) + extra[0]
+        pad_left = (_pad_before(pw_in, kw, sw, dw, ow) if padding == 0 else 0) + extra[1]
+        wq = w.quant
+        if wq is None:
+            raise _err(op, f"filter '{w.name}' has no quantization parameters")
+        if np.any(wq.zero_point != 0):
+            raise _err(op, f"filter '{w.name}' has a non-zero zero point; int8 filters must be symmetric")
+        scales = wq.scale if wq.per_channel else np.repeat(wq.scale[:1], oc)
+        if scales.size != oc:
+            raise _err(op, f"filter has {scales.size} scales for {oc} output channels")
+        mult, shift = [], []
+        for s in scales:  # PopulateConvolutionQuantizationParams, in double
+            m_, s_ = Q.quantize_multiplier(float(x.quant.s) * float(s) / float(y.quant.s))
+            mult.append(m_)
+            shift.append(s_)
+        act_min, act_max = self.activation(op, y)
+        consts = [Const(self.cname(op, "w"), "int8_t", w.data.reshape(-1)),
+                  Const(self.cname(op, "mult"), "int32_t", np.array(mult)),
+                  Const(self.cname(op, "shift"), "int32_t", np.array(shift))]
+        bias = None
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            b = self.const(op, op.inputs[2], "bias", "int32")
+            consts.append(Const(self.cname(op, "bias"), "int32_t", b.data.reshape(-1)))
+            bias = consts[-1].name
+        params = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left, dm,
+                  -x.quant.zp, y.quant.zp, act_min, act_max,
+                  consts[0].name, bias, consts[1].name, consts[2].name]
+        macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
+        if depthwise:
+            call, scratch = "tfk_depthwise_conv2d({p}, {in0}, {out})", 0
+        else:
+            call = "tfk_conv2d({p}, {in0}, {out}, (int16_t *){scratch})"
+            scratch = 2 * (kh * kw * ic + 4)  # TFK_CONV_SCRATCH, int16 elements
+        note = f"{kh}x{kw} stride {sh}x{sw}, pad {pad_top}/{pad_left}"
+        if op.index in self.fused_pad:
+            note += " (includes the preceding PAD)"
+        self.steps.append(Step(op, "conv", "tfk_conv_params", params, call, [x.index], y.index,
+                               consts, macs, scratch, note=note))
+
+    def op_conv_2d(self, op):
+        self._conv(op, depthwise=False)
+
+    def op_depthwise_conv_2d(self, op):
+        self._conv(op, depthwise=True)
+
+    def op_fully_connected(self, op):
+        x = self.act(op, op.inputs[0], "input")
+        w = self.const(op, op.inputs[1], "weights", "int8")
+        y = self.act(op, op.outputs[0], "output")
+        if int(op.options.get("weightsFormat", 0) or 0) != 0:
+            raise _err(op, "shuffled weights format is not supported")
+        if len(w.shape) != 2:
+            raise _err(op, f"weights must be 2D, got {w.shape}")
+        od, depth = w.shape
+        if x.size % depth:
+            raise _err(op, f"input {x.shape} is not a multiple of the weights depth {depth}")
+        batches = x.size // depth
+        wq = w.quant
+        if wq is None:
+            raise _err(op, f"weights '{w.name}' have no quantization parameters")
+        per_channel = wq.per_channel
+        if per_channel:
+            if np.any(wq.zero_point != 0):
+                raise _err(op, "per-channel weights must have zero points of 0")
+            pairs = [Q.quantize_multiplier(float(x.quant.s) * float(s) / float(y.quant.s))
+                     for s in wq.scale]
+        else:
+            # GetQuantizedConvolutionMultipler: the product is taken in float32
+            prod = float(np.float32(x.quant.s) * np.float32(wq.s))
+            pairs = [Q.quantize_multiplier(prod / float(y.quant.s))]
+        act_min, act_max = self.activation(op, y)
+        consts = [Const(self.cname(op, "w"), "int8_t", w.data.reshape(-1)),
+                  Const(self.cname(op, "mult"), "int32_t", np.array([p[0] for p in pairs])),
+                  Const(self.cname(op, "shift"), "int32_t", np.array([p[1] for p in pairs]))]
+        bias = None
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            b = self.const(op, op.inputs[2], "bias", "int32")
+            consts.append(Const(self.cname(op, "bias"), "int32_t", b.data.reshape(-1)))
+            bias = consts[-1].name
+        params = [batches, depth, od, int(per_channel), -x.quant.zp, -wq.zp, y.quant.zp,
+                  act_min, act_max, consts[0].name, bias, consts[1].name, consts[2].name]
+        self.steps.append(Step(op, "fc", "tfk_fc_params", params,
+                               "tfk_fully_connected({p}, {in0}, {out})", [x.index], y.index,
+                               consts, batches * depth * od))
+
+    def _broadcast(self, op, a: Tensor, b: Tensor, y: Tensor):
+        """None when shapes match, else a tfk_bcast initializer; inputs that may be
+        overwritten in place (same shape as the output)."""
+        if a.shape == b.shape == y.shape or (a.size == b.size == y.size):
+            return None, [a.index, b.index]
+        ys = _shape4(y.shape, op, "output")
+        strides = []
+        for t in (a, b):
+            s4 = _shape4(t.shape, op, "input")
+            st, acc = [0] * 4, 1
+            for d in range(3, -1, -1):
+                if s4[d] == ys[d]:
+                    st[d] = acc if s4[d] > 1 else 0
+                elif s4[d] == 1:
+                    st[d] = 0
+                else:
+                    raise _err(op, f"shapes {a.shape} and {b.shape} do not broadcast to {y.shape}")
+                acc *= s4[d]
+            strides.append(st)
+        inplace = [t.index for t in (a, b) if t.size == y.size]
+        return [ys, strides[0], strides[1]], inplace
+
+    def _binary(self, op, kind: str):
+        a = self.act(op, op.inputs[0], "input 1")
+        b = self.act(op, op.inputs[1], "input 2")
+        y = self.act(op, op.outputs[0], "output")
+        for t, what in ((a, "input 1"), (b, "input 2")):
+            if t.is_const:
+                raise _err(op, f"constant {what} is not supported")
+        bc, inplace = self._broadcast(op, a, b, y)
+        act_min, act_max = self.activation(op, y)
+        if kind == "add":
+            left_shift = 20
+            twice_max = 2 * max(float(a.quant.s), float(b.quant.s))
+            am, ash = Q.quantize_multiplier(float(a.quant.s) / twice_max)
+            bm, bsh = Q.quantize_multiplier(float(b.quant.s) / twice_max)
+            om, osh = Q.quantize_multiplier(twice_max / ((1 << left_shift) * float(y.quant.s)))
+            params = [-a.quant.zp, -b.quant.zp, y.quant.zp, left_shift, am, ash, bm, bsh,
+                      om, osh, act_min, act_max]
+            ptype, fn = "tfk_add_params", "tfk_add"
+        else:
+            om, osh = Q.quantize_multiplier(float(a.quant.s) * float(b.quant.s) / float(y.quant.s))
+            params = [-a.quant.zp, -b.quant.zp, y.quant.zp, om, osh, act_min, act_max]
+            ptype, fn = "tfk_mul_params", "tfk_mul"
+        consts = []
+        if bc is None:
+            call = f"{fn}({{p}}, 0, {y.size}, {{in0}}, {{in1}}, {{out}})"
+        else:
+            call = f"{fn}({{p}}, &{self.cname(op, 'bc')}, {y.size}, {{in0}}, {{in1}}, {{out}})"
+        self.steps.append(Step(op, "elementwise", ptype, params, call, [a.index, b.index], y.index,
+                               consts, inplace=inplace, bcast=bc))
+
+    def op_add(self, op):
+        self._binary(op, "add")
+
+    def op_mul(self, op):
+        self._binary(op, "mul")
+
+    def _lut(self, op, table: np.ndarray, x: Tensor, y: Tensor, what: str):
+        c = Const(self.cname(op, "lut"), "int8_t", table)
+        self.steps.append(Step(op, "elementwise", None, [], f"tfk_lut({c.name}, {y.size}, {{in0}}, {{out}})",
+                               [x.index], y.index, [c], inplace=[x.index], note=what))
+
+    def op_hard_swish(self, op):
+        x, y = self.act(op, op.inputs[0], "input"), self.act(op, op.outputs[0], "output")
+        self._lut(op, Q.hard_swish_lut(x.quant.s, x.quant.zp, y.quant.s, y.quant.zp), x, y,
+                  "256-entry table of the reference int8 hard-swish")
+
+    def op_logistic(self, op):
+        x, y = self.act(op, op.inputs[0], "input"), self.act(op, op.outputs[0], "output")
+        if y.quant.zp != -128 or abs(y.quant.s - 1.0 / 256) > 1e-9:
+            raise _err(op, f"int8 LOGISTIC needs output scale 1/256 and zero point -128, got "
+                           f"{y.quant.s} / {y.quant.zp}")
+        self._lut(op, Q.logistic_lut(x.quant.s, x.quant.zp), x, y,
+                  "256-entry table of the reference int8 logistic")
+
+    def op_quantize(self, op):
+        x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
+        if x.dtype != "int8" or y.dtype != "int8":
+            raise _err(op, f"QUANTIZE from {x.dtype} to {y.dtype} is not supported; only int8 -> "
+                           "int8 requantization (export with int8 input and output)")
+        x, y = self.act(op, x.index, "input"), self.act(op, y.index, "output")
+        self._lut(op, Q.requantize_lut(x.quant.s, x.quant.zp, y.quant.s, y.quant.zp), x, y,
+                  "requantization table")
+
+    def op_softmax(self, op):
+        x, y = self.act(op, op.inputs[0], "input"), self.act(op, op.outputs[0], "output")
+        if y.quant.zp != -128 or abs(y.quant.s - 1.0 / 256) > 0.001 / 256:
+            raise _err(op, f"int8 SOFTMAX needs output scale 1/256 and zero point -128, got "
+                           f"{y.quant.s} / {y.quant.zp}")
+        depth = x.shape[-1] if x.shape else 1
+        if depth > 256:
+            raise _err(op, f"SOFTMAX over {depth} values; at most 256 are supported")
+        table = Q.softmax_exp_table(float(op.options.get("beta", 1.0)), x.quant.s)
+        c = Const(self.cname(op, "exp"), "int32_t", table)
+        self.steps.append(Step(op, "softmax", None, [],
+                               f"tfk_softmax({c.name}, {x.size // depth}, {depth}, {{in0}}, {{out}})",
+                               [x.index], y.index, [c], note=f"rows of {depth}"))
+
+    def op_mean(self, op):
+        x, y = self.act(op, op.inputs[0], "input"), self.act(op, op.outputs[0], "output")
+        axes_t = self.const(op, op.inputs[1], "axis")
+        rank = len(x.shape)
+        axes = sorted({int(a) + rank if int(a) < 0 else int(a) for a in np.asarray(axes_t.data).reshape(-1)})
+        if not axes or axes[0] < 0 or axes[-1] >= rank:
+            raise _err(op, f"invalid axes {axes} for input rank {rank}")
+        gaps = [d for d in range(axes[0], axes[-1] + 1) if d not in axes and x.shape[d] != 1]
+        if gaps:
+            raise _err(op, f"MEAN over non-adjacent axes {axes} of {x.shape} is not supported")
+        outer = int(np.prod(x.shape[:axes[0]], dtype=np.int64))
+        reduce = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+        inner = int(np.prod(x.shape[axes[-1] + 1:], dtype=np.int64))
+        if reduce == 0:
+            raise _err(op, "MEAN over an empty axis")
+        m, s = Q.quantize_multiplier(float(x.quant.s) / float(y.quant.s))
+        # QuantizedMeanOrSum folds 1/n into the multiplier
+        shift_n = min(reduce.bit_length() - 1, 32, 31 + s)
+        m = (m << shift_n) // reduce
+        s -= shift_n
+        params = [outer, reduce, inner, x.quant.zp, y.quant.zp, m, s]
+        self.steps.append(Step(op, "pool", "tfk_mean_params", params, "tfk_mean({p}, {in0}, {out})",
+                               [x.index], y.index, macs=0,
+                               note=f"mean of {reduce} values, {outer}x{inner} outputs"))
+
+    def _pool(self, op, fn: str):
+        x, y = self.act(op, op.inputs[0], "input"), self.act(op, op.outputs[0], "output")
+        if x.quant.s != y.quant.s or x.quant.zp != y.quant.zp:
+            raise _err(op, "input and output quantization must match for int8 pooling")
+        if len(x.shape) != 4:
+            raise _err(op, "expects a 4D NHWC input")
+        n, ih, iw, c = x.shape
+        _, oh, ow, _ = y.shape
+        o = op.options
+        kh, kw = int(o["filterHeight"]), int(o["filterWidth"])
+        sh, sw = int(o.get("strideH", 1)), int(o.get("strideW", 1))
+        padding = int(o.get("padding", 0))
+        if _out_size(padding, ih, kh, sh, 1) != oh or _out_size(padding, iw, kw, sw, 1) != ow:
+            raise _err(op, f"output shape {y.shape} does not match the pooling geometry")
+        pt = _pad_before(ih, kh, sh, 1, oh) if padding == 0 else 0
+        pl = _pad_before(iw, kw, sw, 1, ow) if padding == 0 else 0
+        act_min, act_max = self.activation(op, y)
+        params = [n, ih, iw, c, oh, ow, kh, kw, sh, sw, pt, pl, act_min, act_max]
+        self.steps.append(Step(op, "pool", "tfk_pool_params", params, fn + "({p}, {in0}, {out})",
+                               [x.index], y.index, note=f"{kh}x{kw} stride {sh}x{sw}"))
+
+    def op_average_pool_2d(self, op):
+        self._pool(op, "tfk_avg_pool")
+
+    def op_max_pool_2d(self, op):
+        self._pool(op, "tfk_max_pool")
+
+    def op_pad(self, op):
+        x, y = self.act(op, op.inputs[0], "input"), self.act(op, op.outputs[0], "output")
+        if x.quant.s != y.quant.s or x.quant.zp != y.quant.zp:
+            raise _err(op, "input and output quantization must match for PAD")
+        pads = self.const(op, op.inputs[1], "paddings").data.reshape(-1, 2).astype(np.int64)
+        if (pads < 0).any():
+            raise _err(op, "negative padding is not supported")
+        in4, out4 = _shape4(x.shape, op, "input"), _shape4(y.shape, op, "output")
+        before = [0] * (4 - pads.shape[0]) + [int(p) for p in pads[:, 0]]
+        if any(in4[d] + before[d] > out4[d] for d in range(4)):
+            raise _err(op, f"paddings do not match {x.shape} -> {y.shape}")
+        params = [in4, before, out4, self._pad_value(op)]
+        self.steps.append(Step(op, "data", "tfk_pad_params", params, "tfk_pad({p}, {in0}, {out})",
+                               [x.index], y.index))
+
+    op_padv2 = op_pad
+
+    def op_concatenation(self, op):
+        y = self.act(op, op.outputs[0], "output")
+        xs = [self.act(op, i, f"input {k}") for k, i in enumerate(op.inputs)]
+        for t in xs:
+            if t.quant.s != y.quant.s or t.quant.zp != y.quant.zp:
+                raise _err(op, f"input '{t.name}' is quantized differently from the output; "
+                               "int8 concatenation needs identical scales and zero points")
+            if t.is_const:
+                raise _err(op, "constant inputs are not supported")
+        axis = int(op.options.get("axis", 0))
+        if axis < 0:
+            axis += len(y.shape)
+        outer = int(np.prod(y.shape[:axis], dtype=np.int64))
+        sizes = [int(np.prod(t.shape[axis:], dtype=np.int64)) for t in xs]
+        c = Const(self.cname(op, "sizes"), "int32_t", np.array(sizes))
+        ins = ", ".join("{in%d}" % k for k in range(len(xs)))
+        # placeholders are substituted with str.replace, so braces stay literal
+        call = ("{ const int8_t *const ins[] = {" + ins + "}; "
+                f"tfk_concat({outer}, {len(xs)}, ins, {c.name}, " + "{out}); }")
+        self.steps.append(Step(op, "data", None, [], call, [t.index for t in xs], y.index, [c]))
+
+
+def lower(model: Model) -> Lowered:
+    """Turn every operator into a kernel call, alias or fusion (or say why not)."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UserError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} "
+                        "outputs; model_invoke() supports exactly one of each")
+    for idx, what in ((model.inputs[0], "input"), (model.outputs[0], "output")):
+        t = model.tensors[idx]
+        if t.dtype != "int8":
+            raise UserError(f"model {what} '{t.name}' is {t.dtype}; the compiler needs int8 "
+                            "input and output (export a full-integer model)")
+    return _Lowering(model).run()
