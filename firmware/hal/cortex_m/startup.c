@@ -1,0 +1,104 @@
+/* Cortex-M7 startup shared by every family: vector table, reset handler
+ * (.data copy, .bss zeroing, stack painting), fault handlers, DWT.
+ * Symbols come from the generated linker script (tinyfake/firmware/linker.py). */
+#include <stdint.h>
+
+#include "hal.h"
+
+extern uint32_t __data_load[], __data_start[], __data_end[];
+extern uint32_t __bss_start[], __bss_end[];
+extern uint32_t __arena_start[], __arena_end[];
+extern uint32_t __stack_bottom[], __stack_top[];
+
+#define STACK_PAINT 0xA5A5A5A5u
+
+int main(void);
+void Reset_Handler(void);
+void Default_Handler(void);
+
+/* Only the 16 core exceptions: the firmware enables no interrupts. */
+__attribute__((section(".isr_vector"), used))
+static void (*const vectors[16])(void) = {
+    (void (*)(void))(uintptr_t)__stack_top,
+    Reset_Handler,
+    Default_Handler, /* NMI */
+    Default_Handler, /* HardFault */
+    Default_Handler, /* MemManage */
+    Default_Handler, /* BusFault */
+    Default_Handler, /* UsageFault */
+    0, 0, 0, 0,
+    Default_Handler, /* SVCall */
+    Default_Handler, /* DebugMon */
+    0,
+    Default_Handler, /* PendSV */
+    Default_Handler, /* SysTick */
+};
+
+#define SCB_VTOR  (*(volatile uint32_t *)0xE000ED08u)
+#define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
+
+void Reset_Handler(void)
+{
+    SCB_VTOR = (uint32_t)(uintptr_t)vectors;
+    SCB_CPACR |= 0xFu << 20; /* CP10/CP11 full access: the FPU (-mfloat-abi=hard) */
+    __asm volatile("dsb\n isb" ::: "memory");
+    hal_early_init();
+
+    uint32_t *src = __data_load, *dst = __data_start;
+    while (dst < __data_end) *dst++ = *src++;
+    for (dst = __bss_start; dst < __bss_end; dst++) *dst = 0;
+    for (dst = __arena_start; dst < __arena_end; dst++) *dst = 0;
+
+    /* Paint the unused stack so hal_stack_used() can find the high-water
+     * mark; stop short of the live frame. */
+    uint32_t *sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    for (dst = __stack_bottom; dst < sp - 16; dst++) *dst = STACK_PAINT;
+
+    hal_exit(main());
+}
+
+uint32_t hal_stack_size(void)
+{
+    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)__stack_bottom);
+}
+
+uint32_t hal_stack_used(void)
+{
+    const uint32_t *p = __stack_bottom;
+    while (p < __stack_top && *p == STACK_PAINT) p++;
+    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)p);
+}
+
+/* Any fault or unexpected exception: say so on the console, then stop. The
+ * host sees "PANIC" instead of a reply and reports it. */
+void Default_Handler(void)
+{
+    uint32_t ipsr;
+    __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
+    const char *msg = "\nPANIC exception ";
+    while (*msg) hal_putc(*msg++);
+    hal_putc((char)('0' + (ipsr / 10) % 10));
+    hal_putc((char)('0' + ipsr % 10));
+    hal_putc('\n');
+    hal_exit(100 + (int)ipsr);
+}
+
+/* DWT cycle counter (ARMv7-M debug unit); both families have one. */
+#define DEMCR     (*(volatile uint32_t *)0xE000EDFCu)
+#define DWT_CTRL  (*(volatile uint32_t *)0xE0001000u)
+#define DWT_CYC   (*(volatile uint32_t *)0xE0001004u)
+#define DWT_LAR   (*(volatile uint32_t *)0xE0001FB0u)
+
+void hal_cycle_counter_init(void)
+{
+    DEMCR |= 1u << 24;       /* TRCENA */
+    DWT_LAR = 0xC5ACCE55u;   /* the M7's DWT is write-locked after reset */
+    DWT_CYC = 0;
+    DWT_CTRL |= 1u;          /* CYCCNTENA */
+}
+
+uint32_t hal_cycles(void)
+{
+    return DWT_CYC;
+}

@@ -1,0 +1,34 @@
+/* The board interface the app is written against. One implementation per
+ * MCU family under firmware/hal/<family>/, plus the Cortex-M startup code in
+ * firmware/hal/cortex_m/ that every family shares. */
+#ifndef TF_HAL_H
+#define TF_HAL_H
+
+#include <stdint.h>
+
+/* Clocks, console UART and cycle counter; called once from main(). */
+void hal_init(void);
+/* Blocking write of one byte to the console UART. */
+void hal_putc(char c);
+/* One received byte, or -1 when none is waiting (never blocks). */
+int hal_getc(void);
+/* Core cycle counter (DWT CYCCNT). Reads 0 where it is not modelled (QEMU). */
+uint32_t hal_cycles(void);
+/* Leave the firmware: exit code to the simulator, or a reset on hardware. */
+void hal_exit(int code) __attribute__((noreturn));
+
+/* Provided by cortex_m/startup.c. */
+uint32_t hal_stack_used(void);   /* measured stack high-water mark, bytes */
+uint32_t hal_stack_size(void);
+void hal_cycle_counter_init(void); /* enables DWT CYCCNT */
+
+/* Family hook run by the reset handler before .data/.bss exist: power,
+ * clocks, memory clocks. Must not touch globals. */
+void hal_early_init(void);
+
+/* Which board/platform this image was linked for (generated per link). */
+extern const char tf_board_name[];
+extern const char tf_platform_name[];
+extern const uint32_t tf_board_clock_hz;
+
+#endif

@@ -1,0 +1,108 @@
+"""Boards, linker scripts and the arm-none-eabi-gcc build (real toolchain)."""
+import struct
+
+import pytest
+from fixtures.firmware_helpers import build_fixture
+
+from tinyfake.errors import UserError
+from tinyfake.firmware import list_boards, load_board
+from tinyfake.firmware.boards import parse_size
+from tinyfake.firmware.linker import sim_regions
+from tinyfake.report.elf import Elf
+
+
+def test_boards_are_data():
+    assert {"stm32h743", "mps2-an500"} <= set(list_boards())
+    b = load_board("stm32h743")
+    assert b.clock_hz == 480_000_000
+    assert (b.regions["FLASH"].origin, b.regions["FLASH"].size) == (0x08000000, 2 << 20)
+    assert (b.regions["DTCM"].origin, b.regions["DTCM"].size) == (0x20000000, 128 << 10)
+    assert (b.regions["AXI_SRAM"].origin, b.regions["AXI_SRAM"].size) == (0x24000000, 512 << 10)
+    assert {"SRAM1", "SRAM2", "SRAM3", "SRAM4", "ITCM"} <= set(b.regions)
+    assert b.console["uart"] == "USART3" and b.flash["default"] == "pyocd"
+    assert b.sim_board().name == "mps2-an500"
+
+
+def test_unknown_board_is_one_clear_line():
+    with pytest.raises(UserError, match="unknown board 'nope'.*stm32h743"):
+        load_board("nope")
+
+
+def test_parse_size():
+    assert parse_size("2M") == 2 << 20 and parse_size("128K") == 131072 and parse_size(4096) == 4096
+    with pytest.raises(ValueError):
+        parse_size("lots")
+
+
+def test_simulator_map_keeps_region_sizes():
+    b = load_board("stm32h743")
+    sim = sim_regions(b)
+    an500 = load_board("mps2-an500")
+    for name, r in b.regions.items():
+        assert sim[name].size == r.size
+        bank = an500.banks["code" if r.kind == "rom" else "ram"]
+        assert bank.origin <= sim[name].origin and sim[name].origin + r.size <= bank.origin + bank.size
+    ram = sorted((r.origin, r.origin + r.size) for r in sim.values() if r.kind == "ram")
+    assert all(a[1] <= b[0] for a, b in zip(ram, ram[1:]))  # no overlaps
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    return build_fixture(tmp_path_factory.mktemp("fw"))
+
+
+def test_build_writes_board_and_simulator_images(build):
+    for p in (build.elf, build.bin, build.hex, build.sim_elf):
+        assert p.exists() and p.stat().st_size > 0
+    # The BIN starts with the vector table: initial SP = top of the stack in
+    # DTCM, reset handler in flash (Thumb bit set).
+    sp, reset = struct.unpack_from("<II", build.bin.read_bytes())
+    syms = Elf(build.elf).symbols()
+    assert sp == syms["__stack_top"] and 0x20000000 < sp <= 0x20020000
+    assert 0x08000000 <= reset < 0x08200000 and reset & 1
+    assert build.hex.read_text().startswith(":")
+    # The simulator ELF has the same code at AN500 addresses.
+    sim_syms = Elf(build.sim_elf).symbols()
+    assert sim_syms["tf_mark_begin"] < 0x00400000 and 0x20000000 <= sim_syms["__stack_top"] < 0x20400000
+    assert sim_syms["tf_mark_begin"] != sim_syms["tf_mark_end"]
+
+
+def test_region_usage_follows_the_profile(build):
+    usage = build.board_image.usage
+    assert build.arena_region == "DTCM"
+    assert usage["DTCM"].parts["arena"] >= 768
+    assert usage["DTCM"].parts["stack"] == 16 * 1024
+    assert usage["FLASH"].parts["code"] > 0 and usage["FLASH"].parts["rodata"] > 0
+    assert usage["AXI_SRAM"].used == 0
+    # Same RAM per region in simulation: overflows fail the same way.
+    sim = build.sim_image.usage
+    assert sim["DTCM"].parts == usage["DTCM"].parts
+
+
+def test_model_too_big_for_flash_fails_at_link_time(tmp_path):
+    with pytest.raises(UserError) as exc:  # 3 MB of weights for a 2 MB flash
+        build_fixture(tmp_path, defines={"MODEL_WEIGHT_BYTES": 3 << 20})
+    msg = str(exc.value)
+    assert "region FLASH" in msg and "overflowed by" in msg and "\n" not in msg
+    over = int(msg.split("overflowed by ")[1].split()[0])
+    assert 1 << 20 < over < (3 << 20)
+
+
+def test_arena_falls_back_to_axi_sram_then_fails(tmp_path):
+    # 300 KB arena: not in DTCM (128 KB), fits AXI SRAM (512 KB).
+    b = build_fixture(tmp_path / "a", defines={"MODEL_ARENA_BYTES": 300 << 10})
+    assert b.arena_region == "AXI_SRAM" and b.board_image.usage["AXI_SRAM"].parts["arena"] >= 300 << 10
+    with pytest.raises(UserError, match=r"region AXI_SRAM \(512 KiB\) overflowed by \d+ bytes"):
+        build_fixture(tmp_path / "b", defines={"MODEL_ARENA_BYTES": 600 << 10})
+
+
+def test_compile_error_is_one_line(tmp_path):
+    with pytest.raises(UserError, match="firmware does not compile: .*extra.c"):
+        build_fixture(tmp_path, extra_c="int broken(void) { return nope; }\n")
+
+
+def test_boards_command(capsys):
+    from tinyfake.cli import main
+    assert main(["boards"]) == 0
+    out = capsys.readouterr().out
+    assert "stm32h743" in out and "DTCM 128 KiB" in out and "480 MHz" in out

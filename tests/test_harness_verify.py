@@ -1,0 +1,53 @@
+"""`verify` end to end in QEMU on a real (tiny) compiled model and the
+embedded data's test split: device outputs identical to TFLite Micro's,
+report.json / report.md with memory, MACs, instructions and accuracy."""
+import json
+
+import pytest
+from fixtures.firmware_helpers import build_fixture, tiny_run
+
+from tinyfake.cli import main
+from tinyfake.errors import UserError
+from tinyfake.harness.qemu import QemuSim
+from tinyfake.harness.verify import verify_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("runs") / "tiny")
+
+
+def test_verify_in_simulation_writes_the_report(run, capsys):
+    assert main(["verify", "--board", "stm32h743", "--simulate", "--run", str(run.root)]) == 0
+    out = capsys.readouterr().out
+    assert "device == host int8 (TFLite Micro) on 30/30 test images" in out
+    report = json.loads(run.report_json.read_text())
+    v = report["verification"]
+    assert v["n"] == 30 and v["identical"] == 30 and v["selftest"] == "ok"
+    lat = report["latency"]
+    assert lat["repeatable"] and lat["instructions"]["min"] > 1000
+    assert "estimate" in lat["ms_estimate_note"]
+    assert report["flash"]["regions"]["FLASH"]["used"] == report["flash"]["total"] > 0
+    dtcm = report["ram"]["regions"]["DTCM"]
+    assert dtcm["parts"]["stack"] == 16384 and 0 < report["ram"]["stack_used"] < 16384
+    assert report["model"]["macs"] == 768
+    assert 0 <= report["accuracy"]["accuracy"] <= 1 and report["accuracy"]["n"] == 30
+    assert (run.fw / "stm32h743.elf").exists() and (run.fw / "stm32h743.bin").exists()
+    md = run.report_md.read_text()
+    assert "| DTCM |" in md and "instructions per inference" in md
+
+
+def test_verify_refuses_a_board_with_another_model(run, tmp_path):
+    other = build_fixture(tmp_path)  # the fixture model, another hash
+    with QemuSim(other.sim_elf, other.board) as sim:
+        with pytest.raises(UserError, match="runs model 'tiny_fixture'.*not this run's model"):
+            verify_run(run, "stm32h743", port=sim.url, limit=2)
+
+
+def test_verify_needs_a_target(run, capsys):
+    with pytest.raises(UserError, match="--port PORT .* or --simulate"):
+        verify_run(run, "stm32h743")
+    assert main(["verify", "--run", str(run.root)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1  # one line

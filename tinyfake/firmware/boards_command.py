@@ -1,0 +1,33 @@
+"""`tinyfake boards`: the boards tinyfake knows and their budgets."""
+from __future__ import annotations
+
+from tinyfake.firmware.boards import list_boards, load_board
+
+HELP = "list the boards (boards/*.toml) with their memory budgets"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--verbose", "-v", action="store_true", help="also show every region's address")
+
+
+def _size(n: int) -> str:
+    return f"{n // (1 << 20)} MiB" if n % (1 << 20) == 0 else f"{n // 1024} KiB"
+
+
+def run(args) -> int:
+    for name in list_boards():
+        b = load_board(name)
+        rom = sum(r.size for r in b.regions.values() if r.kind == "rom")
+        ram = sum(r.size for r in b.regions.values() if r.kind == "ram")
+        flashers = ", ".join(k for k in b.flash if k != "default") or "-"
+        sim = f"simulated on {b.simulator}" if b.simulator else "simulator machine"
+        print(f"{b.name:12s} {b.title}")
+        print(f"{'':12s} {b.cpu} @ {b.clock_hz / 1e6:.0f} MHz, flash {_size(rom)}, RAM {_size(ram)}; "
+              f"console {b.console.get('uart', '?')} @ {b.console.get('baud', '?')}; flash with {flashers}; {sim}")
+        regions = ", ".join(f"{r.name} {_size(r.size)}" + (f" @0x{r.origin:08x}" if args.verbose else "")
+                            for r in b.regions.values())
+        print(f"{'':12s} regions: {regions}")
+        p = b.profile
+        print(f"{'':12s} profile: code+weights {p.text}, data/bss {p.data}/{p.bss}, "
+              f"stack {_size(p.stack_size)} in {p.stack}, arena {' or '.join(p.arena)}")
+    return 0

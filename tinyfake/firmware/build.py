@@ -1,0 +1,275 @@
+"""Builds `firmware/` around a compiled model with arm-none-eabi-gcc.
+
+The same objects are linked twice from one memory profile: for the board's
+real addresses (ELF/BIN/HEX to flash) and for the simulator's (the ELF QEMU
+runs), each with its family's HAL. A model that does not fit fails at link
+time with one line naming the region and the overflow.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyfake.errors import UserError
+from tinyfake.firmware.boards import REPO_ROOT, Board, Region, load_board
+from tinyfake.firmware.linker import linker_script, sim_regions
+from tinyfake.firmware.model_header import ModelInfo, read_model_header
+from tinyfake.firmware.selftest import selftest_vectors, write_selftest_c
+from tinyfake.report.memory import RegionUse, region_usage
+
+FIRMWARE = REPO_ROOT / "firmware"
+CC = "arm-none-eabi-gcc"
+OBJCOPY = "arm-none-eabi-objcopy"
+CFLAGS = ["-mthumb", "-O2", "-g", "-std=gnu11", "-ffunction-sections", "-fdata-sections",
+          "-Wall", "-Werror"]
+LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
+
+
+@dataclass
+class LinkedImage:
+    """One link of the firmware: real board addresses or simulator ones."""
+    variant: str            # "board" or "sim"
+    elf: Path
+    linker_script: Path
+    map: Path
+    regions: dict[str, Region]
+    usage: dict[str, RegionUse]
+
+
+@dataclass
+class FirmwareBuild:
+    board: Board
+    model: ModelInfo
+    arena_region: str
+    board_image: LinkedImage
+    sim_image: LinkedImage
+    bin: Path
+    hex: Path
+    outputs: list[Path] = field(default_factory=list)
+
+    @property
+    def elf(self) -> Path:
+        return self.board_image.elf
+
+    @property
+    def sim_elf(self) -> Path:
+        return self.sim_image.elf
+
+
+def _cpu_flags(board: Board) -> list[str]:
+    flags = [f"-mcpu={board.cpu}"]
+    if board.fpu:
+        flags += [f"-mfpu={board.fpu}", "-mfloat-abi=hard"]
+    return flags
+
+
+def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise UserError(f"{cmd[0]} not found; install the ARM toolchain "
+                        "(`make setup` or apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"
+                        ) from None
+
+
+def _first_error(stderr: str) -> str:
+    """The most telling line of a gcc/ld error output."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "collect2" not in ln]
+    for needle in ("error:", "undefined reference", "multiple definition", "error"):
+        hits = [ln for ln in lines if needle in ln.lower()]
+        if hits:
+            return hits[0]
+    return lines[0] if lines else "?"
+
+
+def _compile(src: Path, obj: Path, flags: list[str]) -> None:
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    r = _run([CC, *flags, "-c", str(src), "-o", str(obj)], "compile")
+    if r.returncode != 0:
+        raise UserError(f"firmware does not compile: {_first_error(r.stderr)}")
+
+
+def _gen_sources(gen: Path) -> list[Path]:
+    """gen/*.c plus the runtime sources gen/sources.txt lists (repo-relative)."""
+    sources = sorted(gen.glob("*.c"))
+    listing = gen / "sources.txt"
+    if listing.exists():
+        for line in listing.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            path = REPO_ROOT / line
+            if not path.exists():
+                raise UserError(f"{listing} lists {line}, which does not exist; recompile the model")
+            if path.suffix == ".c":
+                sources.append(path)
+    return sources
+
+
+def _board_info_c(board: Board, platform: Board) -> str:
+    return ('#include "hal.h"\n'
+            f'const char tf_board_name[] = "{board.name}";\n'
+            f'const char tf_platform_name[] = "{platform.name}";\n'
+            f"const uint32_t tf_board_clock_hz = {board.clock_hz}u;\n")
+
+
+def _hal_flags(board: Board) -> list[str]:
+    """Family HAL settings that come from the board file."""
+    flags = []
+    if "baud" in board.console:
+        flags.append(f"-DTF_CONSOLE_BAUD={int(board.console['baud'])}u")
+    if "hse_hz" in board.clock:
+        flags.append(f"-DTF_HSE_HZ={int(board.clock['hse_hz'])}u")
+    if board.clock.get("supply") == "smps":
+        flags.append("-DTF_SUPPLY_SMPS")
+    return flags
+
+
+_OVERFLOW = re.compile(r"region [`'](\w+)' overflowed by (\d+) bytes")
+_NOFIT = re.compile(r"section [`'](\S+)' will not fit in region [`'](\w+)'")
+
+
+def _link(objs: list[Path], script: Path, elf: Path, cpu: list[str]) -> tuple[bool, str]:
+    mapfile = elf.with_suffix(".map")
+    r = _run([CC, *cpu, "-mthumb", *LDFLAGS, "-T", str(script), f"-Wl,-Map={mapfile}",
+              *map(str, objs), "-lc", "-lgcc", "-o", str(elf)], "link")
+    return r.returncode == 0, r.stderr
+
+
+def _overflow_message(stderr: str, board: Board, arena: str, model: ModelInfo) -> str | None:
+    found = _OVERFLOW.findall(stderr)
+    if not found:
+        m = _NOFIT.search(stderr)
+        return f"section {m.group(1)} does not fit in region {m.group(2)}" if m else None
+    parts = []
+    for region, over in found:
+        r = board.regions.get(region)
+        size = f" ({r.size // 1024} KiB)" if r else ""
+        parts.append(f"region {region}{size} overflowed by {int(over)} bytes")
+    return (f"model {model.name!r} does not fit board {board.name}: {'; '.join(parts)} "
+            f"(arena {model.arena_bytes} B in {arena}, weights {model.weight_bytes} B); "
+            f"use a smaller model or change [profile] in boards/{board.name}.toml")
+
+
+def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path, *,
+                   tflite: str | Path | None = None,
+                   reference: Callable[[np.ndarray], np.ndarray] | None = None,
+                   profile_ops: bool = False) -> FirmwareBuild:
+    """Build the firmware for `board` around the model in `gen_dir`.
+
+    Writes `<board>.elf/.bin/.hex/.map/.ld` (board addresses) and
+    `<board>-sim.elf/.map/.ld` (simulator addresses) into `out_dir`. The
+    self-test output comes from the TFLite Micro wheel on `tflite`, or from
+    `reference` (tests). Raises UserError when the model does not fit.
+    `profile_ops` calls a marker at every operator (MODEL_OP_BEGIN) so the
+    simulator reports instructions per operator; it adds a call per op.
+    """
+    board = load_board(board) if isinstance(board, str) else board
+    platform = board.sim_board()
+    gen = Path(gen_dir)
+    out = Path(out_dir)
+    model = read_model_header(gen)
+    if shutil.which(CC) is None:
+        _run([CC], "compile")  # raises the install hint
+    obj = out / f"obj-{board.name}"
+    if obj.exists():
+        shutil.rmtree(obj)
+    obj.mkdir(parents=True)
+
+    # Self-test vector from the host oracle.
+    selftest_c = obj / "selftest_data.c"
+    write_selftest_c(selftest_c, *selftest_vectors(model, tflite=tflite, reference=reference))
+
+    cpu = _cpu_flags(board)
+    runtime = REPO_ROOT / "firmware" / "runtime"
+    includes = [gen, FIRMWARE / "app", FIRMWARE / "hal"] + ([runtime] if runtime.is_dir() else [])
+    inc = [f"-I{p}" for p in includes]
+    common_srcs = sorted((FIRMWARE / "app").glob("*.c")) + _gen_sources(gen) + [selftest_c]
+    for src in common_srcs:
+        inc.append(f"-I{src.parent}")
+    inc = list(dict.fromkeys(inc))
+
+    gen_srcs = set(_gen_sources(gen))
+    op_flags = ["-include", str(FIRMWARE / "app" / "markers.h"),
+                "-DMODEL_OP_BEGIN(index,name)=tf_mark_op()"] if profile_ops else []
+    jobs: list[tuple[Path, Path, list[str]]] = []
+    common_objs = []
+    for i, src in enumerate(common_srcs):
+        o = obj / "common" / f"{i:03d}_{src.stem}.o"
+        common_objs.append(o)
+        jobs.append((src, o, [*cpu, *CFLAGS, *inc, *(op_flags if src in gen_srcs else [])]))
+
+    # Per link variant: the family HAL, shared startup, board identity.
+    variant_objs: dict[str, list[Path]] = {}
+    for variant, hw in (("board", board), ("sim", platform)):
+        vdir = obj / variant
+        vdir.mkdir(parents=True, exist_ok=True)
+        info_c = vdir / "board_info.c"
+        info_c.write_text(_board_info_c(board, hw))
+        hal_dir = FIRMWARE / "hal" / hw.family
+        if not hal_dir.is_dir():
+            raise UserError(f"no HAL for family {hw.family!r} (expected {hal_dir})")
+        srcs = sorted((FIRMWARE / "hal" / "cortex_m").glob("*.c")) + sorted(hal_dir.glob("*.c")) + [info_c]
+        variant_objs[variant] = []
+        for src in srcs:
+            o = vdir / f"{src.stem}.o"
+            variant_objs[variant].append(o)
+            jobs.append((src, o, [*cpu, *CFLAGS, *_hal_flags(board), *inc]))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        list(pool.map(lambda j: _compile(*j), jobs))
+
+    # Link for the board, trying the profile's arena regions in order; the
+    # simulator link uses the region that worked.
+    images: dict[str, LinkedImage] = {}
+    stem = {"board": board.name, "sim": f"{board.name}-sim"}
+    regions_of = {"board": board.regions, "sim": sim_regions(board)}
+    arena_choice = None
+    for arena in board.profile.arena:
+        script = out / f"{stem['board']}.ld"
+        script.write_text(linker_script(board, regions_of["board"], arena, "board"))
+        ok, err = _link(common_objs + variant_objs["board"], script, out / f"{stem['board']}.elf", cpu)
+        if ok:
+            arena_choice = arena
+            break
+        overflowed = {r for r, _ in _OVERFLOW.findall(err)} | {r for _, r in _NOFIT.findall(err)}
+        if not overflowed:
+            raise UserError(f"firmware does not link: {_first_error(err)}")
+        if arena not in overflowed or arena == board.profile.arena[-1]:
+            # Another arena region would not help, or none is left.
+            raise UserError(_overflow_message(err, board, arena, model))
+
+    for variant in ("board", "sim"):
+        script = out / f"{stem[variant]}.ld"
+        elf = out / f"{stem[variant]}.elf"
+        if variant == "sim":
+            script.write_text(linker_script(board, regions_of["sim"], arena_choice, "simulator"))
+            ok, err = _link(common_objs + variant_objs["sim"], script, elf, cpu)
+            if not ok:
+                raise UserError(_overflow_message(err, board, arena_choice, model)
+                                or f"simulator firmware does not link: {_first_error(err)}")
+        usage = region_usage(elf, regions_of[variant], board.profile.text)
+        images[variant] = LinkedImage(variant, elf, script, elf.with_suffix(".map"),
+                                      regions_of[variant], usage)
+
+    bin_path, hex_path = out / f"{board.name}.bin", out / f"{board.name}.hex"
+    for fmt, path in (("binary", bin_path), ("ihex", hex_path)):
+        r = _run([OBJCOPY, "-O", fmt, str(images["board"].elf), str(path)], "objcopy")
+        if r.returncode != 0:
+            raise UserError(f"objcopy failed: {_first_error(r.stderr)}")
+    build = FirmwareBuild(board, model, arena_choice, images["board"], images["sim"], bin_path, hex_path)
+    build.outputs = [images["board"].elf, bin_path, hex_path, images["sim"].elf]
+    return build
+
+
+def build_for_run(run, board: Board | str) -> FirmwareBuild:
+    """Build firmware for a run directory: `run/gen` → `run/fw/<board>.*`."""
+    return build_firmware(run.gen, board, run.fw, tflite=run.tflite)

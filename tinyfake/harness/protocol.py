@@ -1,0 +1,388 @@
+"""Host side of the tinyfake serial protocol (firmware/app/protocol.h).
+
+Lines both ways are `<text>*<crc32 hex>\\n`. The host numbers every command;
+the device echoes the number, so stale or duplicated replies are ignored.
+A command is resent (idempotent: LOAD writes the same bytes, RUN checks the
+input's CRC first) when its reply is lost, corrupted or NACKed. A reset of
+the board shows as a BOOT line or an `ERR nosession` reply and raises
+`BoardReset`, after which `Device.reconnect()` opens a new session and
+checks the model hash again. One code path for a real port (`/dev/ttyACM0`)
+and a simulator's socket (`socket://127.0.0.1:PORT`).
+"""
+from __future__ import annotations
+
+import secrets
+import socket
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import serial
+
+from tinyfake.errors import UserError
+
+PROTOCOL_VERSION = 1
+LOAD_CHUNK = 512  # bytes per LOAD line (1024 hex chars, under the device's line_max)
+LOAD_CHUNK_MIN = 64
+HELLO_TIMEOUT = 3.0  # seconds: the first reply after a (simulator) start
+
+
+class BoardReset(Exception):
+    """The device rebooted (BOOT line or lost session): reconnect and redo."""
+
+
+class NoReply(UserError):
+    """No valid reply after every retry."""
+
+
+class DeviceError(UserError):
+    """The device answered ERR to a command that cannot be retried."""
+
+
+def frame(text: str) -> bytes:
+    data = text.encode("ascii")
+    return data + b"*%08x\n" % zlib.crc32(data)
+
+
+def unframe(line: bytes) -> str | None:
+    """The text of a CRC-valid line, else None."""
+    line = line.rstrip(b"\r\n")
+    star = line.rfind(b"*")
+    if star < 0 or len(line) - star - 1 != 8:
+        return None
+    try:
+        want = int(line[star + 1:], 16)
+    except ValueError:
+        return None
+    text = line[:star]
+    if zlib.crc32(text) != want:
+        return None
+    try:
+        return text.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    return dict(tok.split("=", 1) for tok in text.split() if "=" in tok)
+
+
+def _float_bits(hex_text: str) -> float:
+    return struct.unpack("<f", struct.pack("<I", int(hex_text, 16)))[0]
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What HELLO reports: identity, shapes, quantization, budgets."""
+    board: str
+    platform: str
+    firmware: str
+    clock_hz: int
+    model: str
+    hash: str
+    input_shape: tuple[int, ...]
+    input_bytes: int
+    output_bytes: int
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    arena_bytes: int
+    weight_bytes: int
+    macs: int
+    num_ops: int
+    flash_bytes: int
+    ram_bytes: int
+    stack_size: int
+    line_max: int
+    session: str
+    raw: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def parse(cls, f: dict[str, str]) -> "DeviceInfo":
+        try:
+            return cls(
+                board=f["board"], platform=f["platform"], firmware=f["fw"], clock_hz=int(f["clock"]),
+                model=f["model"], hash=f["hash"],
+                input_shape=tuple(int(v) for v in f["in"].split("x")),
+                input_bytes=int(f["in_bytes"]), output_bytes=int(f["out_bytes"]),
+                input_scale=_float_bits(f["in_scale"]), input_zero_point=int(f["in_zp"]),
+                output_scale=_float_bits(f["out_scale"]), output_zero_point=int(f["out_zp"]),
+                arena_bytes=int(f["arena"]), weight_bytes=int(f["weights"]), macs=int(f["macs"]),
+                num_ops=int(f["ops"]), flash_bytes=int(f["flash"]), ram_bytes=int(f["ram"]),
+                stack_size=int(f["stack"]), line_max=int(f["line_max"]), session=f["sid"], raw=dict(f))
+        except (KeyError, ValueError) as exc:
+            raise UserError(f"the device's handshake is missing or garbles {exc}; "
+                            "flash firmware built by this tinyfake version") from None
+
+
+@dataclass(frozen=True)
+class Inference:
+    output: np.ndarray       # int8, flat
+    cycles: int              # DWT cycles on hardware; 0 in QEMU
+    instructions: int | None = None  # simulator only (instruction-count plugin)
+
+
+@dataclass
+class LinkStats:
+    """What went wrong on the wire and was recovered from."""
+    resent: int = 0
+    bad_lines: int = 0
+    nacks: int = 0
+    timeouts: int = 0
+    resets: int = 0
+    input_reloads: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Device:
+    """A board (or simulator) running tinyfake firmware, over a serial port.
+
+    `port`: a device path (`/dev/ttyACM0`) or a pyserial URL
+    (`socket://127.0.0.1:5555`). `timeout`: seconds to wait for a reply
+    before resending; `run_timeout`: seconds an inference may take once the
+    device has acknowledged it; `retries`: resends before giving up.
+    `instructions`: a callable returning new per-inference instruction
+    counts (the simulator's plugin), or None on hardware.
+    """
+
+    def __init__(self, port: str, baud: int = 115200, *, timeout: float = 2.0,
+                 run_timeout: float = 30.0, retries: int = 6, instructions=None,
+                 expected_hash: str | None = None, log=None):
+        self.port_name = port
+        self.timeout, self.run_timeout, self.retries = timeout, run_timeout, retries
+        self.instructions = instructions
+        self.expected_hash = expected_hash
+        self.log = log or (lambda msg: None)
+        self.stats = LinkStats()
+        self.chunk = LOAD_CHUNK
+        self.info: DeviceInfo | None = None
+        self._seq = 0
+        self._buf = bytearray()
+        try:
+            self.port = serial.serial_for_url(port, baudrate=baud, timeout=0.05)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise UserError(f"cannot open serial port {port}: {exc}; is the board connected "
+                            "(try --port /dev/ttyACM0) or the simulator running?") from None
+        sock = getattr(self.port, "_socket", None)
+        if sock is not None:
+            # A simulator's socket: send each command at once (no Nagle
+            # delay waiting for the previous segment's ACK).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # ---- context manager ----------------------------------------------
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.port.close()
+        except Exception:  # noqa: BLE001 - closing a dead socket
+            pass
+
+    # ---- lines ----------------------------------------------------------
+    def _read_line(self, deadline: float) -> bytes | None:
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self._buf[:nl])
+                del self._buf[:nl + 1]
+                return line
+            if time.monotonic() >= deadline:
+                return None
+            try:
+                chunk = self.port.read(max(1, self.port.in_waiting))
+            except (serial.SerialException, OSError) as exc:
+                raise UserError(f"serial port {self.port_name} failed: {exc}") from None
+            self._buf += chunk
+            if len(self._buf) > 1 << 16:  # garbage without newlines: keep the tail
+                del self._buf[:-4096]
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.port.write(data)
+            self.port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise UserError(f"serial port {self.port_name} failed: {exc}") from None
+
+    def request(self, command: str, *, retries: int | None = None,
+                timeout: float | None = None) -> dict[str, str]:
+        """Send one command; return the OK reply's fields.
+
+        Raises BoardReset, DeviceError (ERR reply) or UserError (no valid
+        reply after all retries)."""
+        self._seq += 1
+        seq = str(self._seq)
+        line = frame(f"{seq} {command}")
+        name = command.split(" ", 1)[0]
+        retries = self.retries if retries is None else retries
+        timeout = self.timeout if timeout is None else timeout
+        for attempt in range(retries + 1):
+            if attempt:
+                self.stats.resent += 1
+            # The leading newline ends any garbage the device has buffered.
+            self._write(b"\n" + line)
+            deadline = time.monotonic() + timeout
+            while True:
+                raw = self._read_line(deadline)
+                if raw is None:
+                    self.stats.timeouts += 1
+                    self.log(f"{name}: no reply in {timeout}s, resending")
+                    break
+                if not raw.strip():
+                    continue
+                if raw.startswith(b"PANIC"):
+                    raise UserError(f"the device crashed ({raw.decode(errors='replace').strip()}) "
+                                    f"during {name}")
+                text = unframe(raw)
+                if text is None:
+                    self.stats.bad_lines += 1
+                    self.log(f"{name}: corrupted line {raw[:60]!r}, resending")
+                    break
+                if text.startswith("BOOT "):
+                    if self.info is None:
+                        continue  # the boot banner before our first HELLO
+                    self.stats.resets += 1
+                    raise BoardReset(text)
+                rseq, _, rest = text.partition(" ")
+                status, _, detail = rest.partition(" ")
+                if rseq == "-":
+                    self.stats.nacks += 1
+                    self.log(f"{name}: device NACK ({detail}), resending")
+                    break
+                if rseq != seq:
+                    continue  # a stale reply to an earlier (resent) command
+                if status == "ACK":
+                    deadline = time.monotonic() + self.run_timeout
+                    continue
+                if status == "OK":
+                    return parse_fields(detail)
+                if status == "ERR":
+                    if detail == "nosession":
+                        self.stats.resets += 1
+                        raise BoardReset("device has no session")
+                    raise DeviceError(f"device refused {name}: {detail}")
+                self.stats.bad_lines += 1
+        raise NoReply(f"no valid reply from the device on {self.port_name} to {name} after "
+                      f"{retries + 1} tries ({timeout}s each); check the port, the baud "
+                      "rate and that tinyfake firmware is running")
+
+    # ---- commands ---------------------------------------------------------
+    def hello(self) -> DeviceInfo:
+        """Open a session; checks protocol version and, if set, the model hash."""
+        sid = f"{secrets.randbits(32) | 1:08x}"
+        for _ in range(3):
+            try:
+                # A board (or simulator) that just started may be slow to answer.
+                fields = self.request(f"HELLO {sid}", timeout=max(self.timeout, HELLO_TIMEOUT))
+                break
+            except BoardReset:
+                continue  # a BOOT line queued before our HELLO: say hello again
+        else:
+            raise UserError(f"the device on {self.port_name} keeps resetting")
+        if fields.get("proto") != str(PROTOCOL_VERSION):
+            raise UserError(f"device speaks protocol {fields.get('proto')}, this host {PROTOCOL_VERSION}; "
+                            "rebuild and flash the firmware")
+        info = DeviceInfo.parse(fields)
+        if info.session != sid:
+            raise UserError("the device answered HELLO with another session id")
+        if self.expected_hash and info.hash != self.expected_hash:
+            raise UserError(f"the device runs model {info.model!r} (hash {info.hash}), not this run's "
+                            f"model (hash {self.expected_hash}); flash this run's firmware first "
+                            "(`tinyfake flash`)")
+        self.info = info
+        return info
+
+    reconnect = hello
+
+    def load_input(self, data: np.ndarray) -> int:
+        """Write one int8 input tensor; returns its CRC-32.
+
+        Lines shrink (512 -> 64 bytes) when the link damages them: a noisy
+        link still gets short lines through."""
+        raw = np.ascontiguousarray(data, dtype=np.int8).tobytes()
+        if self.info and len(raw) != self.info.input_bytes:
+            raise UserError(f"input has {len(raw)} bytes, the device's model takes {self.info.input_bytes}")
+        off = 0
+        while off < len(raw):
+            n = self.chunk
+            resent = self.stats.resent
+            small = n <= LOAD_CHUNK_MIN
+            try:
+                self.request(f"LOAD {off} {raw[off:off + n].hex()}",
+                             retries=None if small else min(3, self.retries))
+            except NoReply:
+                if small:
+                    raise
+                self.chunk = n // 2
+                continue
+            if self.stats.resent > resent and not small:
+                self.chunk = n // 2
+            off += n
+        return zlib.crc32(raw)
+
+    def _output(self, fields: dict[str, str]) -> np.ndarray:
+        out = np.frombuffer(bytes.fromhex(fields["out"]), np.int8).copy()
+        if self.info and out.size != self.info.output_bytes:
+            raise UserError(f"device returned {out.size} output bytes, expected {self.info.output_bytes}")
+        return out
+
+    def _insns(self) -> int | None:
+        if self.instructions is None:
+            return None
+        counts = self.instructions()
+        return counts[-1] if counts else None
+
+    def run(self, crc: int) -> Inference:
+        fields = self.request(f"RUN {crc:08x}")
+        return Inference(self._output(fields), int(fields["cycles"]), self._insns())
+
+    def infer(self, x: np.ndarray, *, attempts: int = 4) -> Inference:
+        """Load `x` and run it; survives resets and damaged input by redoing
+        the whole exchange (a new session re-checks the model hash)."""
+        for attempt in range(attempts):
+            try:
+                crc = self.load_input(x)
+                return self.run(crc)
+            except BoardReset as exc:
+                self.log(f"board reset ({exc}); reconnecting")
+                self.reconnect()
+            except DeviceError as exc:
+                if "inputcrc" not in str(exc):
+                    raise
+                self.stats.input_reloads += 1
+                self.log("input CRC mismatch on the device; loading it again")
+        raise UserError(f"inference did not complete after {attempts} attempts "
+                        f"(link problems: {self.stats.as_dict()})")
+
+    def bench(self, x: np.ndarray, n: int) -> dict[str, int]:
+        crc = self.load_input(x)
+        f = self.request(f"BENCH {n} {crc:08x}")
+        out = {k: int(f[k]) for k in ("n", "cycles_min", "cycles_max", "cycles_total")}
+        if self.instructions is not None:
+            counts = self.instructions()
+            if counts:
+                out.update(instructions_min=min(counts), instructions_max=max(counts))
+        return out
+
+    def selftest(self) -> Inference:
+        f = self.request("SELFTEST")
+        return Inference(self._output(f), int(f["cycles"]), self._insns())
+
+    def stat(self) -> dict[str, int]:
+        f = self.request("STAT")
+        return {k: int(v) for k, v in f.items()}
+
+    def exit(self, code: int = 0) -> None:
+        """End the simulation (the firmware resets itself on hardware)."""
+        try:
+            self.request(f"EXIT {code}")
+        except (UserError, BoardReset):
+            pass

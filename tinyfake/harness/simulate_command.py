@@ -1,0 +1,70 @@
+"""`tinyfake simulate`: run a board's firmware in QEMU (or Renode) and
+measure it: handshake, self-test, exact instruction count per inference."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tinyfake.errors import UserError
+from tinyfake.firmware.boards import load_board
+from tinyfake.runs import RunDir
+
+HELP = "run the firmware in the simulator (QEMU mps2-an500): self-test and instruction count"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--board", default="stm32h743", help="board whose firmware to simulate")
+    p.add_argument("--run", help="run directory (default: the latest run)")
+    p.add_argument("--elf", help="simulator ELF to run instead of a run's firmware")
+    p.add_argument("--repeat", type=int, default=3, help="self-test runs, to show the count repeats (default 3)")
+    p.add_argument("--serve", action="store_true",
+                   help="keep the simulator running and print its socket URL for `verify --port`")
+    p.add_argument("--renode", action="store_true", help="use Renode's STM32H743 platform (needs renode on PATH)")
+
+
+def run(args) -> int:
+    from tinyfake.harness.target import connect
+    from tinyfake.harness.verify import ensure_firmware, latest_run
+
+    board = load_board(args.board)
+    if args.elf:
+        sim_elf = board_elf = Path(args.elf)
+    else:
+        run_dir = RunDir.existing(args.run) if args.run else latest_run()
+        board_elf, sim_elf = ensure_firmware(run_dir, board)
+    if args.serve:
+        return _serve(sim_elf, board)
+    if args.repeat < 1:
+        raise UserError("--repeat must be at least 1")
+    with connect(board, simulate=True, sim_elf=sim_elf, board_elf=board_elf, renode=args.renode) as (dev, platform):
+        info = dev.hello()
+        print(f"{platform}: firmware {info.firmware}, model {info.model} [{info.hash}], "
+              f"input {'x'.join(map(str, info.input_shape))}, arena {info.arena_bytes:,} B, "
+              f"{info.macs:,} MACs, flash {info.flash_bytes:,} B, RAM {info.ram_bytes:,} B")
+        counts = []
+        for _ in range(args.repeat):
+            r = dev.selftest()
+            counts.append(r.instructions)
+        stack = dev.stat()
+    print(f"self-test: ok (output {r.output.tolist()} equals the host oracle's)")
+    if counts[0] is not None:
+        same = "repeatable" if len(set(counts)) == 1 else f"NOT repeatable: {counts}"
+        print(f"instructions per inference: {counts[0]:,} ({same} over {len(counts)} runs); "
+              f"~{counts[0] / board.clock_hz * 1e3:.2f} ms at {board.clock_hz / 1e6:.0f} MHz (estimate)")
+    print(f"stack used: {stack['stack_used']:,} of {stack['stack_size']:,} B")
+    return 0
+
+
+def _serve(sim_elf: Path, board) -> int:
+    from tinyfake.harness.qemu import QemuSim
+
+    with QemuSim(sim_elf, board) as sim:
+        print(f"QEMU is running {sim_elf}; console at {sim.url}")
+        print(f"  e.g. tinyfake verify --board {board.name} --port {sim.url}   (Ctrl-C stops)")
+        print(f"  instruction counts are appended to {sim.instructions.path}")
+        try:
+            while sim.proc.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0

@@ -1,0 +1,203 @@
+"""`verify`: run a test split through the firmware and check every output.
+
+Each input goes to the device over the serial protocol; the device's int8
+output must equal the host's (the tflite-micro wheel, the oracle) byte for
+byte. The report adds accuracy, memory per region, MACs and latency.
+"""
+from __future__ import annotations
+
+import hashlib
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from tinyfake.errors import UserError
+from tinyfake.firmware.boards import Board, load_board
+from tinyfake.firmware.linker import sim_regions
+from tinyfake.firmware.model_header import ModelInfo, read_model_header
+from tinyfake.harness.protocol import PROTOCOL_VERSION, Device, DeviceError
+from tinyfake.harness.target import connect
+from tinyfake.report.memory import flash_bytes, region_usage
+from tinyfake.report.report import budget_text, write_report
+from tinyfake.runs import RUNS_ROOT, RunDir
+
+BENCH_REPS = 10
+
+
+def stream(dev: Device, inputs: np.ndarray, expected: np.ndarray, log=None) -> dict:
+    """Run every int8 input on the device and compare with `expected`."""
+    outputs, insns, cycles, mismatches = [], [], [], []
+    for i, (x, want) in enumerate(zip(inputs, expected)):
+        r = dev.infer(x)
+        outputs.append(r.output)
+        cycles.append(r.cycles)
+        if r.instructions is not None:
+            insns.append(r.instructions)
+        if not np.array_equal(r.output, np.asarray(want, np.int8).reshape(-1)):
+            mismatches.append({"index": i, "device": r.output.tolist(),
+                               "host": np.asarray(want).reshape(-1).tolist()})
+        if log and (i + 1) % 10 == 0:
+            log(f"  {i + 1}/{len(inputs)} images")
+    return {"outputs": np.stack(outputs) if outputs else np.zeros((0, 0), np.int8),
+            "instructions": insns, "cycles": cycles, "mismatches": mismatches}
+
+
+def _stats(values: list[int]) -> dict | None:
+    if not values:
+        return None
+    return {"min": min(values), "max": max(values), "median": int(statistics.median(values)),
+            "n": len(values)}
+
+
+def memory_report(elf: Path, board: Board, regions=None, stack_used: int = 0) -> dict:
+    """Flash and RAM per region from the ELF (see tinyfake.report.memory)."""
+    usage = region_usage(elf, regions or board.regions, board.profile.text)
+    used = {k: u for k, u in usage.items() if u.used}
+    flash = {k: u.as_dict() for k, u in used.items() if u.kind == "rom"}
+    ram = {k: u.as_dict() for k, u in used.items() if u.kind == "ram"}
+    stack_size = board.profile.stack_size
+    return {"flash": {"total": flash_bytes(usage), "regions": flash},
+            "ram": {"total": sum(r["used"] for r in ram.values()), "regions": ram,
+                    "stack_size": stack_size, "stack_used": stack_used,
+                    "total_with_measured_stack": sum(r["used"] for r in ram.values()) - stack_size + stack_used}}
+
+
+def _arena_region(usage_ram: dict) -> str:
+    return next((k for k, r in usage_ram.items() if r["parts"].get("arena")), None)
+
+
+def latest_run() -> RunDir:
+    """The most recent run with compiled model C."""
+    runs = sorted((p for p in RUNS_ROOT.glob("*") if (p / "gen" / "model.h").exists()),
+                  key=lambda p: (p / "gen" / "model.h").stat().st_mtime)
+    if not runs:
+        raise UserError("no run with a compiled model under runs/; give --run runs/<name> "
+                        "or run `tinyfake build` first")
+    return RunDir(runs[-1])
+
+
+def check_run(run: RunDir) -> ModelInfo:
+    """The run's compiled model, checked against its .tflite."""
+    info = read_model_header(run.gen)
+    if not run.tflite.exists():
+        raise UserError(f"{run.tflite} not found: verify needs the int8 model as the oracle")
+    digest = hashlib.sha256(run.tflite.read_bytes()).hexdigest()[:16]
+    if digest != info.hash:
+        raise UserError(f"{run.gen} was compiled from another model (hash {info.hash}, "
+                        f"model_int8.tflite is {digest}); run `tinyfake compile` again")
+    return info
+
+
+def firmware_paths(run: RunDir, board: Board) -> tuple[Path, Path]:
+    return run.fw / f"{board.name}.elf", run.fw / f"{board.name}-sim.elf"
+
+
+def ensure_firmware(run: RunDir, board: Board, log=print) -> tuple[Path, Path]:
+    """The run's firmware, rebuilt when missing or older than gen/."""
+    from tinyfake.firmware.build import build_for_run
+
+    elf, sim_elf = firmware_paths(run, board)
+    newest_gen = max(p.stat().st_mtime for p in run.gen.iterdir())
+    if not (elf.exists() and sim_elf.exists()) or min(elf.stat().st_mtime, sim_elf.stat().st_mtime) < newest_gen:
+        log(f"building firmware for {board.name} ...")
+        build_for_run(run, board)
+    return elf, sim_elf
+
+
+def _test_images(run: RunDir, data: str | None, limit: int | None, size: int):
+    from tinyfake.data import load_dataset
+    from tinyfake.train import splits_from_config
+
+    if data is None:
+        ds, what = splits_from_config(run.read_config()).test, "test split"
+    else:
+        ds, what = load_dataset(data, size), f"all of {data}"
+    if len(ds) == 0:
+        raise UserError(f"no images to verify on ({what} is empty); give --data")
+    if limit is not None and limit < len(ds):
+        if limit < 1:
+            raise UserError(f"--limit must be at least 1, got {limit}")
+        idx = np.sort(np.random.default_rng(0).permutation(len(ds))[:limit])  # both classes, seeded
+        ds, what = ds.subset(idx), f"{what} (seeded sample of {limit})"
+    return ds, what
+
+
+def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None = None,
+               simulate: bool = False, data: str | None = None, limit: int | None = None,
+               renode: bool = False, log=print, **device_kw) -> dict:
+    """Verify a run's firmware on a board (`port`) or in simulation; writes
+    `report.json`/`report.md` into the run and returns the report."""
+    from tinyfake.export.tflite_int8 import dequantize, io_quant, quantized_inputs
+    from tinyfake.export.tflm import tflm_outputs
+    from tinyfake.metrics import binary_metrics
+
+    if simulate == (port is not None):
+        raise UserError("give either --port PORT (a board) or --simulate")
+    run = run if isinstance(run, RunDir) else RunDir.existing(run)
+    board = load_board(board) if isinstance(board, str) else board
+    model = check_run(run)
+    elf, sim_elf = ensure_firmware(run, board, log)
+    ds, what = _test_images(run, data, limit, model.input_shape[0])
+    q = quantized_inputs(run.tflite, ds.x)
+    host = tflm_outputs(run.tflite, q)
+    log(f"verifying {len(ds)} images ({what}) on {'the simulator' if simulate else port} ...")
+
+    with connect(board, port=port, simulate=simulate, sim_elf=sim_elf, board_elf=elf, renode=renode,
+                 expected_hash=model.hash, log=None, **device_kw) as (dev, platform):
+        info = dev.hello()
+        try:
+            st = dev.selftest()
+            selftest = "ok"
+        except DeviceError as exc:  # keep going: the per-image comparison says more
+            st, selftest = None, f"FAILED ({exc})"
+        result = stream(dev, q, host, log)
+        # Repeatability: the first image twice more.
+        again = [dev.infer(q[0]) for _ in range(2)]
+        bench = dev.bench(q[0], BENCH_REPS) if not simulate else None
+        stack = dev.stat()
+        link = dev.stats.as_dict()
+
+    _, out_q = io_quant(run.tflite)
+    scores = 1.0 / (1.0 + np.exp(-dequantize(result["outputs"], out_q).astype(np.float64)))
+    scores = scores.reshape(len(ds), -1)[:, -1]
+    metrics = binary_metrics(ds.y, scores)
+
+    first_insns = [r.instructions for r in again if r.instructions is not None]
+    first_insns = ([result["instructions"][0]] if result["instructions"] else []) + first_insns
+    latency = {"clock_hz": board.clock_hz}
+    if result["instructions"]:
+        ins = _stats(result["instructions"])
+        latency.update(instructions=ins, selftest_instructions=st.instructions if st else None,
+                       repeatable=len(set(first_insns)) == 1,
+                       ms_estimate=ins["median"] / board.clock_hz * 1e3,
+                       ms_estimate_note="instructions / board clock: an estimate, not a measurement")
+    if not simulate and result["cycles"]:
+        cyc = _stats(result["cycles"])
+        latency.update(cycles=cyc, ms=cyc["median"] / board.clock_hz * 1e3, bench=bench)
+
+    mem = memory_report(elf, board, stack_used=stack["stack_used"])
+    identical = len(ds) - len(result["mismatches"])
+    report = {
+        "run": str(run.root), "board": board.name, "platform": platform,
+        "protocol": PROTOCOL_VERSION, "data": what,
+        "firmware": {"version": info.firmware, "elf": str(elf), "bin": str(elf.with_suffix(".bin")),
+                     "sim_elf": str(sim_elf), "device_flash_bytes": info.flash_bytes,
+                     "device_ram_bytes": info.ram_bytes},
+        "model": {"name": model.name, "hash": model.hash, "input_shape": list(model.input_shape),
+                  "macs": model.macs, "ops": model.num_ops, "arena_bytes": model.arena_bytes,
+                  "weight_bytes": model.weight_bytes},
+        "arena_region": _arena_region(mem["ram"]["regions"]),
+        **mem,
+        "latency": latency,
+        "accuracy": metrics,
+        "verification": {"n": len(ds), "identical": identical, "mismatches": result["mismatches"][:20],
+                         "selftest": selftest},
+        "link": link,
+    }
+    if simulate:
+        report["simulator_memory"] = memory_report(sim_elf, board, sim_regions(board),
+                                                   stack["stack_used"])["ram"]["regions"]
+    write_report(report, run.report_json, run.report_md)
+    report["text"] = budget_text(report)
+    return report

@@ -1,0 +1,39 @@
+"""`tinyfake verify`: check the firmware's outputs on a board or in simulation."""
+from __future__ import annotations
+
+from tinyfake.errors import UserError
+from tinyfake.firmware.boards import load_board
+from tinyfake.runs import RunDir
+
+HELP = ("stream the test split to a board (--port) or the simulator (--simulate), check every output "
+        "against the host's int8 output, write report.json/report.md")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--board", default="stm32h743", help="board name (see `tinyfake boards`)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--port", help="serial port of the board, e.g. /dev/ttyACM0 (or a pyserial URL)")
+    where.add_argument("--simulate", action="store_true", help="run the firmware in QEMU")
+    p.add_argument("--renode", action="store_true", help="with --simulate: Renode instead of QEMU")
+    p.add_argument("--run", help="run directory (default: the latest run)")
+    p.add_argument("--data", help="dataset to verify on instead of the run's test split")
+    p.add_argument("--limit", type=int, help="verify on a seeded sample of this many images")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply before resending")
+
+
+def run(args) -> int:
+    from tinyfake.harness.verify import latest_run, verify_run
+
+    if not args.port and not args.simulate:
+        raise UserError("say where the firmware runs: --port /dev/ttyACM0 (a board) or --simulate")
+    run_dir = RunDir.existing(args.run) if args.run else latest_run()
+    report = verify_run(run_dir, load_board(args.board), port=args.port, simulate=args.simulate,
+                        data=args.data, limit=args.limit, renode=args.renode, timeout=args.timeout)
+    print(report["text"])
+    print(f"wrote {run_dir.report_json} and {run_dir.report_md}")
+    v = report["verification"]
+    if v["identical"] != v["n"] or v["selftest"] != "ok":
+        print(f"tinyfake: verification FAILED: {v['n'] - v['identical']} of {v['n']} device outputs "
+              f"differ from the host's int8 outputs; self-test {v['selftest']}")
+        return 1
+    return 0
