@@ -1,0 +1,31 @@
+"""The main job end to end: `tinyfake build` on the embedded default data."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_build_runs_every_stage_and_reports(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "tinyfake", "build", "--board", "stm32h743", "--name", "ci",
+         "--epochs", "1", "--limit", "6"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run = tmp_path / "runs" / "ci"
+    for f in ("config.toml", "model.pt", "model.onnx", "model_int8.tflite", "model_data.cc",
+              "gen/model.c", "fw/stm32h743.elf", "fw/stm32h743.bin", "fw/stm32h743-sim.elf"):
+        assert (run / f).exists(), f
+    report = json.loads((run / "report.json").read_text())
+    v = report["verification"]
+    assert v["n"] == 6 and v["identical"] == 6
+    assert "instructions per inference in simulation" in out.stdout
+    assert "DTCM" in out.stdout and "MACs" in out.stdout
+
+
+def test_build_rejects_unknown_board(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "tinyfake", "build", "--board", "nope"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "nope" in out.stderr
