@@ -59,6 +59,37 @@ static inline int8_t tfk_clamp8(int32_t v, int32_t lo, int32_t hi) {
   return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
 
+/* Fast exact requantization: MultiplyByQuantizedMultiplier(x, m, -e) + zp for
+ * a right shift e >= 1 and |x| < 2^30 (the compiler checks both per layer).
+ * The reference's two roundings (round-half-up high multiply, then
+ * round-half-away-from-zero shift) collapse into one rounding multiply-
+ * accumulate: with K = 2^(e-1) + zp * 2^e,
+ *   result = SMMLAR(2x, m, K + (x >> 31)) >> e
+ * where SMMLAR(a, b, c) = (c * 2^32 + a * b + 2^31) >> 32. q = {m, K, e}. */
+static inline int32_t tfk_rq(int32_t x, const int32_t *q) {
+  const int32_t x2 = (int32_t)((uint32_t)x << 1);
+  const int32_t c = q[1] + (x >> 31);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  int32_t r;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(x2), "r"(q[0]), "r"(c));
+  return r >> q[2];
+#else
+  const int64_t t = (int64_t)c * 4294967296ll + (int64_t)x2 * q[0] + 2147483648ll;
+  return (int32_t)(t >> 32) >> q[2];
+#endif
+}
+
+/* Saturate to int8 (SSAT on Arm). */
+static inline int32_t tfk_sat8(int32_t v) {
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+  int32_t r;
+  __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+  return r;
+#else
+  return v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
+}
+
 /* ---- convolutions ------------------------------------------------------ */
 
 /* CONV_2D and DEPTHWISE_CONV_2D, NHWC int8, per-channel requantization.
@@ -82,6 +113,60 @@ void tfk_conv2d(const tfk_conv_params *p, const int8_t *in, int8_t *out, int16_t
 void tfk_depthwise_conv2d(const tfk_conv_params *p, const int8_t *in, int8_t *out);
 /* int16 scratch the conv needs (in elements); the planner reserves it. */
 #define TFK_CONV_SCRATCH(k_h, k_w, in_c) ((int32_t)(k_h) * (k_w) * (in_c) + 4)
+
+/* Pointwise (1x1, stride 1, no padding) CONV_2D as a matrix product over
+ * pixels, without im2col. The compiler pads each weight row with zeros to
+ * in_c4 (in_c rounded up to 4) and folds the input zero point into the bias
+ * (bias + in_offset * sum(w)), so the inner loop is a pure int8 dot product.
+ * rq: per output channel {m, K, e} for tfk_rq. lut: NULL, or a 256-entry
+ * table applied to every output (a fused element-wise activation, or the
+ * activation clamp when it is narrower than int8). */
+typedef struct {
+  int32_t pixels, in_c, out_c, in_c4;
+  const int8_t *weights;       /* [out_c][in_c4] */
+  const int32_t *bias;         /* folded, per output channel */
+  const int32_t *rq;           /* [out_c][3] */
+  const int8_t *lut;
+} tfk_pw_params;
+
+void tfk_conv1x1(const tfk_pw_params *p, const int8_t *in, int8_t *out);
+
+/* 3x3 DEPTHWISE_CONV_2D, depth multiplier 1, any stride / padding.
+ * Weights are int16, pre-arranged by the compiler per group of 4 channels
+ * (zero-padded to a multiple of 4): for tap t of group g the two words
+ * {w[c0], w[c2]}, {w[c1], w[c3]} (the lane order SXTB16 gives the input).
+ * bias is the original bias (padding taps are skipped, so the input offset
+ * cannot be folded). rq / lut as for tfk_conv1x1. */
+typedef struct {
+  int16_t in_h, in_w, channels, out_h, out_w;
+  int16_t stride_h, stride_w, pad_top, pad_left;
+  int32_t in_offset;
+  const int16_t *weights;      /* [ceil(channels/4)][9][4] */
+  const int32_t *bias;         /* may be NULL */
+  const int32_t *rq;           /* [channels][3] */
+  const int8_t *lut;
+} tfk_dw3_params;
+
+void tfk_dw3x3(const tfk_dw3_params *p, const int8_t *in, int8_t *out);
+
+/* CONV_2D (batch 1, no dilation) without im2col: in NHWC the k_w taps of
+ * one kernel row are k_w * in_c contiguous input bytes, so an interior
+ * output pixel is k_h dot products of contiguous rows. Weight rows are
+ * zero-padded to row4 (a multiple of 4) and `bias` has the input offset
+ * folded in (valid where every tap is inside the input); border pixels use
+ * `bias0` (the original bias) and skip outside taps like the reference. */
+typedef struct {
+  int16_t in_h, in_w, in_c, out_h, out_w, out_c;
+  int16_t k_h, k_w, stride_h, stride_w, pad_top, pad_left;
+  int32_t row4, in_offset;
+  const int8_t *weights;       /* [out_c][k_h][row4] */
+  const int32_t *bias;         /* folded */
+  const int32_t *bias0;        /* original (zeros when the op has none) */
+  const int32_t *rq;           /* [out_c][3] */
+  const int8_t *lut;
+} tfk_convrow_params;
+
+void tfk_conv_rows(const tfk_convrow_params *p, const int8_t *in, int8_t *out);
 
 /* FULLY_CONNECTED: weights [out_depth][in_depth]; per-tensor (mult/shift
  * of length 1) or per-channel. */
@@ -111,12 +196,14 @@ typedef struct {
   int32_t a_offset, b_offset, out_offset, left_shift;
   int32_t a_mult, a_shift, b_mult, b_shift, out_mult, out_shift;
   int32_t act_min, act_max;
+  const int32_t *rq;           /* NULL, or {a, b, out} triplets for tfk_rq (exact fast path) */
 } tfk_add_params;
 
 typedef struct {
   int32_t a_offset, b_offset, out_offset;
   int32_t out_mult, out_shift;
   int32_t act_min, act_max;
+  const int32_t *rq;           /* NULL, or the output's triplet for tfk_rq (exact fast path) */
 } tfk_mul_params;
 
 /* n: element count when bc == NULL. Safe in place (out == a or out == b)

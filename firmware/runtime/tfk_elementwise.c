@@ -31,13 +31,52 @@ static inline int8_t mul_one(const tfk_mul_params *p, int32_t a, int32_t b) {
         for (int32_t i3 = 0; i3 < bc->dims[3]; ++i3) *out++ = OP(p, pa[i3 * sa], pb[i3 * sb]); \
       }
 
+/* Fast paths (p->rq set by the compiler when every step is in tfk_rq's exact
+ * range): the same arithmetic with one rounding multiply-accumulate per
+ * MultiplyByQuantizedMultiplier. */
+static inline __attribute__((always_inline)) int8_t act_clamp(const int32_t *lim, int32_t v, int full) {
+  v = tfk_sat8(v);
+  if (!full) v = v < lim[0] ? lim[0] : (v > lim[1] ? lim[1] : v);
+  return (int8_t)v;
+}
+
+static inline __attribute__((always_inline)) int8_t add_fast(const tfk_add_params *p, int32_t a, int32_t b, int full) {
+  const int32_t sa = tfk_rq((a + p->a_offset) * (1 << 20), p->rq);
+  const int32_t sb = tfk_rq((b + p->b_offset) * (1 << 20), p->rq + 3);
+  return act_clamp(&p->act_min, tfk_rq(sa + sb, p->rq + 6), full);
+}
+
+static inline __attribute__((always_inline)) int8_t mul_fast(const tfk_mul_params *p, int32_t a, int32_t b, int full) {
+  return act_clamp(&p->act_min, tfk_rq((a + p->a_offset) * (b + p->b_offset), p->rq), full);
+}
+
+#define ADD_FULL(p, a, b) add_fast(p, a, b, 1)
+#define ADD_LIM(p, a, b) add_fast(p, a, b, 0)
+#define MUL_FULL(p, a, b) mul_fast(p, a, b, 1)
+#define MUL_LIM(p, a, b) mul_fast(p, a, b, 0)
+
+static void add_full(const tfk_add_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out) { TFK_BINARY_LOOP(ADD_FULL) }
+static void add_lim(const tfk_add_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out) { TFK_BINARY_LOOP(ADD_LIM) }
+static void mul_full(const tfk_mul_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out) { TFK_BINARY_LOOP(MUL_FULL) }
+static void mul_lim(const tfk_mul_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out) { TFK_BINARY_LOOP(MUL_LIM) }
+
 void tfk_add(const tfk_add_params *p, const tfk_bcast *bc, int32_t n,
              const int8_t *a, const int8_t *b, int8_t *out) {
+  if (p->rq) {
+    if (p->act_min <= -128 && p->act_max >= 127) add_full(p, bc, n, a, b, out);
+    else add_lim(p, bc, n, a, b, out);
+    return;
+  }
   TFK_BINARY_LOOP(add_one)
 }
 
 void tfk_mul(const tfk_mul_params *p, const tfk_bcast *bc, int32_t n,
              const int8_t *a, const int8_t *b, int8_t *out) {
+  if (p->rq) {
+    if (p->act_min <= -128 && p->act_max >= 127) mul_full(p, bc, n, a, b, out);
+    else mul_lim(p, bc, n, a, b, out);
+    return;
+  }
   TFK_BINARY_LOOP(mul_one)
 }
 

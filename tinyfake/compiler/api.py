@@ -56,7 +56,7 @@ class CompiledModel:
 
 def compile_model(tflite_path: str | Path, out_dir: str | Path, name: str | None = None,
                   arena_budget: int | None = None, flash_budget: int | None = None,
-                  inplace: bool = True) -> CompiledModel:
+                  inplace: bool = True, op_markers: bool = False) -> CompiledModel:
     """Compile an int8 .tflite to out_dir/{model.c, model.h, sources.txt}."""
     model = read_tflite(tflite_path)
     lowered = lower(model)
@@ -71,7 +71,8 @@ def compile_model(tflite_path: str | Path, out_dir: str | Path, name: str | None
                         f"bytes over the flash budget of {flash_budget}; use a smaller model")
     name = name or Path(tflite_path).stem
     out_dir = Path(out_dir)
-    sources = write_sources(model, lowered, plan, out_dir, name, plan.arena_bytes, weight_bytes, macs)
+    sources = write_sources(model, lowered, plan, out_dir, name, plan.arena_bytes, weight_bytes, macs,
+                            op_markers=op_markers)
     tin, tout = model.tensor(model.inputs[0]), model.tensor(model.outputs[0])
     by_op = {s.op.index: s for s in lowered.steps}
     ops = []

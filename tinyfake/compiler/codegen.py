@@ -40,8 +40,12 @@ def _shape_hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 
 def write_sources(model: Model, lowered: Lowered, plan: Plan, out_dir: Path, name: str,
-                  arena_bytes: int, weight_bytes: int, macs: int) -> list[str]:
-    """Emit the three files; returns the runtime sources listed in sources.txt."""
+                  arena_bytes: int, weight_bytes: int, macs: int, op_markers: bool = False) -> list[str]:
+    """Emit the three files; returns the runtime sources listed in sources.txt.
+
+    op_markers: MODEL_OP_BEGIN calls tf_mark_op() (a weak, never-inlined
+    function), the per-operator marker of the simulator's instruction-count
+    plugin; for benchmark builds only (it costs a call per operator)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tin, tout = model.tensor(model.inputs[0]), model.tensor(model.outputs[0])
     ih, iw, ic = _shape_hwc(tin.shape)
@@ -108,7 +112,7 @@ int model_invoke(const int8_t *input, int8_t *output);
 #include "model.h"
 #include "tfk.h"
 
-#ifndef MODEL_OP_BEGIN
+{_OP_MARKERS if op_markers else ""}#ifndef MODEL_OP_BEGIN
 #define MODEL_OP_BEGIN(index, name)
 #endif
 #ifndef MODEL_OP_END
@@ -124,6 +128,14 @@ int model_invoke(const int8_t *input, int8_t *output) {{
     (out_dir / "model.c").write_text(c)
     (out_dir / "sources.txt").write_text("".join(src + "\n" for src in sources))
     return sources
+
+
+_OP_MARKERS = """/* Benchmark build: every operator starts with a call to tf_mark_op, whose
+ * entries the instruction-count plugin lists (per-operator counts). */
+void tf_mark_op(void);
+__attribute__((weak, noipa)) void tf_mark_op(void) { __asm__ volatile("" ::: "memory"); }
+#define MODEL_OP_BEGIN(index, name) tf_mark_op()
+"""
 
 
 def _arena_decl(arena_bytes: int) -> str:

@@ -24,6 +24,9 @@ SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CO
 # Runtime source files per kernel family (paths relative to the repo root).
 RUNTIME_SOURCES = {
     "conv": ["firmware/runtime/tfk_conv.c", "firmware/runtime/cortex_m/tfk_conv_dsp.c"],
+    "pw": ["firmware/runtime/tfk_pw.c"],
+    "dw3": ["firmware/runtime/tfk_dw.c"],
+    "convrow": ["firmware/runtime/tfk_convrow.c"],
     "fc": ["firmware/runtime/tfk_fc.c", "firmware/runtime/cortex_m/tfk_fc_dsp.c"],
     "elementwise": ["firmware/runtime/tfk_elementwise.c"],
     "pool": ["firmware/runtime/tfk_pool.c"],
@@ -41,7 +44,7 @@ class Const:
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * (1 if self.ctype == "int8_t" else 4)
+        return int(self.values.size) * {"int8_t": 1, "int16_t": 2}.get(self.ctype, 4)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Step:
     inplace: list[int] = field(default_factory=list)  # inputs the output may overwrite
     note: str = ""
     bcast: list | None = None            # tfk_bcast initializer [dims, a_stride, b_stride]
+    overlap: tuple | None = None         # how far the output may overlap its input (planner)
 
 
 @dataclass
@@ -262,14 +266,79 @@ class _Lowering:
                   -x.quant.zp, y.quant.zp, act_min, act_max,
                   consts[0].name, bias, consts[1].name, consts[2].name]
         macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
+        note = f"{kh}x{kw} stride {sh}x{sw}, pad {pad_top}/{pad_left}"
+        if op.index in self.fused_pad:
+            note += " (includes the preceding PAD)"
+        wdata = w.data.astype(np.int64)
+        bias_v = (self.t(op.inputs[2]).data.reshape(-1).astype(np.int64) if bias is not None
+                  else np.zeros(oc, np.int64))
+        lut = Q.clamp_lut(act_min, act_max)
+        lut_c = [Const(self.cname(op, "act"), "int8_t", lut)] if lut is not None else []
+        if (not depthwise and kh == kw == 1 and sh == sw == 1 and pad_top == pad_left == 0
+                and (ih, iw) == (oh, ow)):
+            folded = bias_v + (-x.quant.zp) * wdata.reshape(oc, ic).sum(axis=1)
+            bound = np.abs(folded) + np.abs(wdata.reshape(oc, ic)).sum(axis=1) * 128
+            rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
+            if rq is not None:
+                ic4 = (ic + 3) // 4 * 4
+                wp = np.zeros((oc, ic4), np.int64)
+                wp[:, :ic] = wdata.reshape(oc, ic)
+                pc = [Const(self.cname(op, "w"), "int8_t", wp.reshape(-1)),
+                      Const(self.cname(op, "bias"), "int32_t", folded),
+                      Const(self.cname(op, "rq"), "int32_t", rq.reshape(-1))] + lut_c
+                params = [n * oh * ow, ic, oc, ic4, pc[0].name, pc[1].name, pc[2].name,
+                          pc[3].name if lut_c else None]
+                self.steps.append(Step(op, "pw", "tfk_pw_params", params, "tfk_conv1x1({p}, {in0}, {out})",
+                                       [x.index], y.index, pc, macs, 0, note=note + "; pointwise kernel",
+                                       overlap=("pw", ic, oc, n * oh * ow)))
+                return
+        if depthwise and dm == 1 and kh == kw == 3 and dh == dw == 1 and n == 1:
+            wr = wdata.reshape(9, oc)
+            bound = np.abs(bias_v) + np.abs(wr).sum(axis=0) * 255
+            rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
+            if rq is not None:
+                groups = (oc + 3) // 4
+                wpad = np.zeros((9, groups * 4), np.int64)
+                wpad[:, :oc] = wr
+                # [group][tap][c0 c2 c1 c3]
+                warr = wpad.reshape(9, groups, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2)
+                pc = [Const(self.cname(op, "w"), "int16_t", warr.reshape(-1)),
+                      Const(self.cname(op, "rq"), "int32_t", rq.reshape(-1))] + lut_c
+                if bias is not None:
+                    pc.append(Const(self.cname(op, "bias"), "int32_t", bias_v))
+                params = [ih, iw, oc, oh, ow, sh, sw, pad_top, pad_left, -x.quant.zp, pc[0].name,
+                          self.cname(op, "bias") if bias is not None else None, pc[1].name,
+                          self.cname(op, "act") if lut_c else None]
+                self.steps.append(Step(op, "dw3", "tfk_dw3_params", params, "tfk_dw3x3({p}, {in0}, {out})",
+                                       [x.index], y.index, pc, macs, 0, note=note + "; 3x3 depthwise kernel",
+                                       overlap=("conv", ih, iw, ic, oh, ow, oc, sh, sw, pad_top, pad_left, 3)))
+                return
+        if not depthwise and n == 1 and dh == dw == 1:
+            wr = wdata.reshape(oc, kh, kw * ic)
+            folded = bias_v + (-x.quant.zp) * wr.reshape(oc, -1).sum(axis=1)
+            bound = np.maximum(np.abs(folded) + np.abs(wr).reshape(oc, -1).sum(axis=1) * 128,
+                               np.abs(bias_v) + np.abs(wr).reshape(oc, -1).sum(axis=1) * 255)
+            rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
+            if rq is not None:
+                row4 = (kw * ic + 3) // 4 * 4
+                wp = np.zeros((oc, kh, row4), np.int64)
+                wp[:, :, :kw * ic] = wr
+                pc = [Const(self.cname(op, "w"), "int8_t", wp.reshape(-1)),
+                      Const(self.cname(op, "bias"), "int32_t", folded),
+                      Const(self.cname(op, "bias0"), "int32_t", bias_v),
+                      Const(self.cname(op, "rq"), "int32_t", rq.reshape(-1))] + lut_c
+                params = [ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, pad_top, pad_left, row4, -x.quant.zp,
+                          pc[0].name, pc[1].name, pc[2].name, pc[3].name, pc[4].name if lut_c else None]
+                self.steps.append(Step(op, "convrow", "tfk_convrow_params", params,
+                                       "tfk_conv_rows({p}, {in0}, {out})", [x.index], y.index, pc, macs, 0,
+                                       note=note + "; row-contiguous kernel",
+                                       overlap=("conv", ih, iw, ic, oh, ow, oc, sh, sw, pad_top, pad_left, kh)))
+                return
         if depthwise:
             call, scratch = "tfk_depthwise_conv2d({p}, {in0}, {out})", 0
         else:
             call = "tfk_conv2d({p}, {in0}, {out}, (int16_t *){scratch})"
             scratch = 2 * (kh * kw * ic + 4)  # TFK_CONV_SCRATCH, int16 elements
-        note = f"{kh}x{kw} stride {sh}x{sw}, pad {pad_top}/{pad_left}"
-        if op.index in self.fused_pad:
-            note += " (includes the preceding PAD)"
         self.steps.append(Step(op, "conv", "tfk_conv_params", params, call, [x.index], y.index,
                                consts, macs, scratch, note=note))
 
@@ -359,11 +428,19 @@ class _Lowering:
             params = [-a.quant.zp, -b.quant.zp, y.quant.zp, left_shift, am, ash, bm, bsh,
                       om, osh, act_min, act_max]
             ptype, fn = "tfk_add_params", "tfk_add"
+            # |(q + offset) << 20| <= 255 * 2^20 and the rescaled sum stay < 2^30
+            parts = [Q.fast_requant([am], [ash], 0, 255 << 20), Q.fast_requant([bm], [bsh], 0, 255 << 20),
+                     Q.fast_requant([om], [osh], y.quant.zp, 1 << 29)]
+            rq = None if any(r is None for r in parts) else np.concatenate(parts)
         else:
             om, osh = Q.quantize_multiplier(float(a.quant.s) * float(b.quant.s) / float(y.quant.s))
             params = [-a.quant.zp, -b.quant.zp, y.quant.zp, om, osh, act_min, act_max]
             ptype, fn = "tfk_mul_params", "tfk_mul"
+            rq = Q.fast_requant([om], [osh], y.quant.zp, 255 * 255)
         consts = []
+        if rq is not None:
+            consts.append(Const(self.cname(op, "rq"), "int32_t", rq.reshape(-1)))
+        params.append(consts[0].name if consts else None)
         if bc is None:
             call = f"{fn}({{p}}, 0, {y.size}, {{in0}}, {{in1}}, {{out}})"
         else:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from tinyfake.compiler.graph import Lowered
 from tinyfake.compiler.reader import Model
 from tinyfake.errors import UserError
@@ -112,9 +114,21 @@ def plan_memory(model: Model, lowered: Lowered, inplace: bool = True) -> Plan:
     scratch = {si: Buffer(-1 - si, st.scratch_bytes, si, si)
                for si, st in enumerate(steps) if st.scratch_bytes}
     arena = [b for b in buffers.values() if b.kind == "arena"] + list(scratch.values())
+    # Outputs that may start before the end of their dying input (the kernel
+    # never writes over input it still has to read): (out id, in id) -> the
+    # largest allowed offset of the output's start relative to the input's.
+    allowed: dict[tuple[int, int], int] = {}
+    if inplace:
+        for si, st in enumerate(steps):
+            if st.overlap is None or len(st.inputs) != 1:
+                continue
+            bi, bo = buffers[uf.find(st.inputs[0])], buffers[uf.find(st.output)]
+            if bi is bo or bi.kind != "arena" or bo.kind != "arena" or bi.last != si or bo.first != si:
+                continue
+            allowed[(bo.id, bi.id)] = overlap_delta(st.overlap)
     best = None
     for name, key in _STRATEGIES:
-        peak, offsets = _greedy(arena, key)
+        peak, offsets = _greedy(arena, key, allowed)
         if best is None or peak < best[0]:
             best = (peak, offsets, name)
     peak, offsets, name = best
@@ -129,23 +143,75 @@ _STRATEGIES = [
     ("greedy by lifetime start", lambda b: (b.first, -b.size)),
     ("greedy by size x lifetime", lambda b: (-b.size * (b.last - b.first + 1), b.first)),
     ("greedy by longest lifetime", lambda b: (-(b.last - b.first), -b.size)),
+    # latest first: an output that may overlap its input is placed before it
+    ("greedy by lifetime start, latest first", lambda b: (-b.first, -b.size)),
+    ("greedy by lifetime end, latest first", lambda b: (-b.last, -b.size)),
 ]
 
 
-def _greedy(buffers: list[Buffer], key) -> tuple[int, dict[int, int]]:
-    """Place each buffer (in `key` order) at the lowest offset free for its lifetime."""
+def overlap_delta(spec: tuple) -> int:
+    """Largest (output start - input start) in bytes such that a kernel that
+    reads its input in pixel order never overwrites input it still needs.
+
+    ("pw", ic, oc): pointwise kernel, blocks of 2 pixels; each block's
+    outputs are written after its inputs are read, block by block.
+    ("conv", ih, iw, ic, oh, ow, oc, sh, sw, pad_top, pad_left, k): an output
+    pixel's bytes are written while its own taps are still being read, so
+    they must stay below every input byte any output from it on reads."""
+    if spec[0] == "pw":
+        # input pixels from j on are needed while block j writes up to (j + 2) * oc
+        _, ic, oc, pixels = spec
+        j = np.arange(pixels)
+        return int(np.min(j * ic - (j + 2) * oc))
+    _, ih, iw, ic, oh, ow, oc, sh, sw, pt, pl, k = spec
+    oy = np.arange(oh).repeat(ow)
+    ox = np.tile(np.arange(ow), oh)
+    minpix = np.maximum(0, oy * sh - pt) * iw + np.maximum(0, ox * sw - pl)
+    need = np.minimum.accumulate(minpix[::-1])[::-1]   # min over this output and later ones
+    j = np.arange(oh * ow)
+    return int(np.min(need * ic - (j + 1) * oc))
+
+
+def _fits(c: int, size: int, b: Buffer, placed, allowed) -> bool:
+    for o, e, p in placed:
+        if not p.overlaps(b) or c + size <= o or e <= c:
+            continue
+        d = allowed.get((b.id, p.id))
+        if d is not None and c - o <= d:
+            continue
+        d = allowed.get((p.id, b.id))
+        if d is not None and o - c <= d:
+            continue
+        return False
+    return True
+
+
+def _greedy(buffers: list[Buffer], key, allowed=None) -> tuple[int, dict[int, int]]:
+    """Place each buffer (in `key` order) at the lowest offset free for its
+    lifetime; `allowed` pairs may overlap in space (see overlap_delta)."""
+    allowed = allowed or {}
     placed: list[tuple[int, int, Buffer]] = []  # (offset, end, buffer)
     offsets: dict[int, int] = {}
     peak = 0
     for b in sorted(buffers, key=key):
         size = _align(b.size)
-        busy = sorted((o, e) for o, e, p in placed if p.overlaps(b))
-        off = 0
-        for o, e in busy:
-            if off + size <= o:
-                break
-            off = max(off, e)
+        cands = {0}
+        for o, e, p in placed:
+            if p.overlaps(b):
+                cands.add(e)
+                d = allowed.get((b.id, p.id))
+                if d is not None:
+                    cands.add(o + d)       # output as far up as allowed
+                    cands.add(_align_down(o + d))
+                d = allowed.get((p.id, b.id))
+                if d is not None:
+                    cands.add(_align(o - d))  # input as far down as allowed
+        off = min(c for c in cands if c >= 0 and c % ALIGN == 0 and _fits(c, size, b, placed, allowed))
         placed.append((off, off + size, b))
         offsets[b.id] = off
         peak = max(peak, off + b.size)
     return peak, offsets
+
+
+def _align_down(n: int) -> int:
+    return n // ALIGN * ALIGN

@@ -100,6 +100,28 @@ def activation_range(act: int, scale: float, zp: int) -> tuple[int, int]:
     raise ValueError(act)
 
 
+def fast_requant(mult: list[int], shift: list[int], out_zp: int, acc_bound: int) -> np.ndarray | None:
+    """Per-channel {m, K, e} for the runtime's tfk_rq (SMMLAR form of
+    MultiplyByQuantizedMultiplier + zero point), or None when a channel is
+    outside its exact range: right shift 1..22 and |accumulator| < 2^30."""
+    if acc_bound >= (1 << 30) - 1:
+        return None
+    rows = []
+    for m, s in zip(mult, shift):
+        e = -int(s)
+        if not 1 <= e <= 22 or not (1 << 30) <= int(m) < (1 << 31):
+            return None
+        rows.append((int(m), (1 << (e - 1)) + int(out_zp) * (1 << e), e))
+    return np.array(rows, dtype=np.int64)
+
+
+def clamp_lut(act_min: int, act_max: int) -> np.ndarray | None:
+    """Table clamping int8 to [act_min, act_max]; None when that is all of int8."""
+    if act_min <= -128 and act_max >= 127:
+        return None
+    return _table(lambda q: min(act_max, max(act_min, q)))
+
+
 # --- lookup tables for int8 -> int8 unary ops --------------------------------
 
 def _table(fn) -> np.ndarray:

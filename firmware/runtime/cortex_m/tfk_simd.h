@@ -50,6 +50,24 @@ static inline int32_t tfk_smlatt(uint32_t a, uint32_t b, int32_t acc) {
 
 static inline uint32_t tfk_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
 
+/* bytes 1 and 3 sign-extended into the two halves: SXTB16 with ROR #8 (one
+ * instruction), and SXTAB16 with ROR #8 */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static inline uint32_t tfk_sxtb16_ror8(uint32_t x) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline uint32_t tfk_sxtab16_ror8(uint32_t a, uint32_t x) {
+  uint32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+#else
+static inline uint32_t tfk_sxtb16_ror8(uint32_t x) { return tfk_sxtb16(tfk_ror8(x)); }
+static inline uint32_t tfk_sxtab16_ror8(uint32_t a, uint32_t x) { return tfk_sxtab16(a, tfk_ror8(x)); }
+#endif
+
 /* unaligned-safe 32-bit load / store (compiles to a single LDR/STR on M7) */
 static inline uint32_t tfk_ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline void tfk_st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
