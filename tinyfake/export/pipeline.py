@@ -1,0 +1,61 @@
+"""Export a trained run: model.pt -> model.onnx -> model_int8.tflite -> model_data.cc/.h."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tinyfake.errors import UserError
+from tinyfake.export.c_array import write_c_array
+from tinyfake.export.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
+from tinyfake.export.tflite_int8 import convert_int8
+from tinyfake.export.tflm import tflm_outputs
+from tinyfake.runs import RUNS_ROOT, RunDir
+
+DEFAULT_CALIB_IMAGES = 300
+
+
+def find_run(path: str | None, runs_root: Path = RUNS_ROOT) -> RunDir:
+    """The run the user named, or the most recently trained one under runs/."""
+    if path is not None:
+        run = RunDir.existing(path)
+    else:
+        trained = sorted(runs_root.glob("*/model.pt"), key=lambda p: p.stat().st_mtime)
+        if not trained:
+            raise UserError(f"no trained run under {runs_root}/; train one with `tinyfake train` "
+                            "or give the run directory")
+        run = RunDir(trained[-1].parent)
+    if not run.model_pt.exists():
+        raise UserError(f"{run.root} has no model.pt; train it with `tinyfake train`")
+    return run
+
+
+def calibration_images(train_x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Up to n training images (seeded sample), float NHWC in [0, 1] like the model input."""
+    from tinyfake.data.tensors import to_float_nhwc
+
+    if n < 1:
+        raise UserError(f"--calib-images must be at least 1, got {n}")
+    if len(train_x) == 0:
+        raise UserError("the run's train split is empty: nothing to calibrate the int8 model on")
+    idx = np.sort(np.random.default_rng(seed).permutation(len(train_x))[:n])
+    return to_float_nhwc(train_x[idx])
+
+
+def export_run(run: RunDir, calib_images: int = DEFAULT_CALIB_IMAGES,
+               opset: int = DEFAULT_OPSET) -> dict:
+    """Write model.onnx, model_int8.tflite, model_data.cc/.h into the run."""
+    from tinyfake.train import load_trained, splits_from_config
+
+    check_opset(opset)
+    model, config = load_trained(run)
+    size = int(config["data"]["size"])
+    splits = splits_from_config(config)
+    calib = calibration_images(splits.train.x, calib_images, int(config["data"].get("seed", 0)))
+    export_onnx(model, size, run.onnx, opset)
+    convert_int8(run.onnx, calib, run.tflite)
+    # Load it once in TFLite Micro: catches int8 kernels TFLM lacks early.
+    tflm_outputs(run.tflite, splits.train.x[:1])
+    write_c_array(run.tflite, run.model_data_cc, run.model_data_h)
+    return {"onnx": run.onnx, "tflite": run.tflite, "model_data_cc": run.model_data_cc,
+            "model_data_h": run.model_data_h, "calib_images": len(calib), "opset": opset}

@@ -1,0 +1,45 @@
+"""Detection metrics with fake (label 1) as the positive class.
+
+Scores are P(fake). AUC and EER are NaN when y holds one class only (they are
+undefined there), never a made-up number.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import f1_score, roc_auc_score, roc_curve
+
+
+def equal_error_rate(y_true, scores) -> float:
+    """The rate where false accepts (real called fake) equal false rejects.
+
+    Interpolated linearly between the two ROC points where FPR - FNR changes sign.
+    """
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    fnr = 1 - tpr
+    diff = fpr - fnr  # goes from -1 (threshold above all scores) up to +1
+    i = int(np.flatnonzero(diff >= 0)[0])
+    if diff[i] == 0 or i == 0:
+        return float(fpr[i])
+    t = -diff[i - 1] / (diff[i] - diff[i - 1])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def binary_metrics(y_true, scores, threshold: float = 0.5) -> dict:
+    """accuracy and F1 at `threshold`, ROC-AUC and EER over all thresholds."""
+    y = np.asarray(y_true).astype(int).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape or y.size == 0:
+        raise ValueError(f"need as many scores as labels (>0), got {s.shape} and {y.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores contain NaN or infinity")
+    pred = (s >= threshold).astype(int)
+    both = len(np.unique(y)) == 2
+    return {
+        "accuracy": float((pred == y).mean()),
+        "auc": float(roc_auc_score(y, s)) if both else math.nan,
+        "f1": float(f1_score(y, pred, pos_label=1, zero_division=0.0)),
+        "eer": equal_error_rate(y, s) if both else math.nan,
+        "n": int(y.size),
+    }
