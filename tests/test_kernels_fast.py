@@ -1,7 +1,8 @@
 """The fast kernels (issue 7) against the TFLite Micro wheel, bit for bit:
-pointwise conv (tfk_conv1x1), 3x3 depthwise (tfk_dw3x3), row-contiguous
+pointwise conv (tfk_conv1x1, and tfk_pw16 with int16 weights), 3x3 depthwise (tfk_dw3x3), row-contiguous
 conv (tfk_conv_rows), the exact SMMLAR requantization (tfk_rq) behind all
-of them, the ADD / MUL fast paths, and the planner's output-over-input
+of them, the ADD / MUL fast paths (every ADD case has one input at the larger
+scale, i.e. the exact multiplier-1/2 path), and the planner's output-over-input
 overlap. Each case runs in both kernel variants: portable C and the
 Cortex-M7 DSP code with emulated intrinsics."""
 from __future__ import annotations
@@ -86,8 +87,16 @@ def expand_then_dw(rng):
 
 def _cases():
     gens = {
+        # < 100 pixels: int8 weights (tfk_conv1x1)
         "pw": lambda r: conv(r, depthwise=False, k=(1, 1), stride=(1, 1), ic=int(r.integers(1, 14)),
-                             oc=int(r.integers(1, 10)), pad=int(r.integers(0, 2)), bias=r.random() < 0.8),
+                             oc=int(r.integers(1, 10)), hw=(int(r.integers(1, 10)), int(r.integers(1, 10))),
+                             pad=int(r.integers(0, 2)), bias=r.random() < 0.8),
+        # >= 100 pixels: int16 weights (tfk_pw16), small (unrolled) and generic group counts,
+        # odd output channel counts and odd pixel counts
+        "pw16": lambda r: conv(r, depthwise=False, k=(1, 1), stride=(1, 1),
+                               ic=int(r.choice([int(r.integers(1, 13)), int(r.integers(13, 70))])),
+                               oc=int(r.integers(1, 14)), hw=(int(r.integers(10, 17)), int(r.integers(10, 17))),
+                               pad=int(r.integers(0, 2)), bias=r.random() < 0.8),
         "dw3s1": lambda r: conv(r, depthwise=True, k=(3, 3), stride=(1, 1), ic=int(r.integers(1, 14))),
         "dw3s2": lambda r: conv(r, depthwise=True, k=(3, 3), stride=(2, 2), ic=int(r.integers(1, 14)),
                                 fuse_pad=r.random() < 0.5),
@@ -140,6 +149,7 @@ def test_fast_kernels_are_used(compiled):
     for name, m in models.items():
         kernels[name.split("-")[0]] |= {o.kernel for o in m.ops}
     assert "tfk_conv1x1" in kernels["pw"] and "tfk_conv1x1" in kernels["overlap"]
+    assert "tfk_pw16" in kernels["pw16"] and "tfk_pw16" in kernels["overlap"]
     assert all("tfk_dw3x3" in kernels[k] for k in ("dw3s1", "dw3s2", "dw3any", "overlap"))
     assert "tfk_conv_rows" in kernels["rows3"] and "tfk_conv_rows" in kernels["rows_any"]
 

@@ -131,19 +131,56 @@ typedef struct {
 
 void tfk_conv1x1(const tfk_pw_params *p, const int8_t *in, int8_t *out);
 
+/* Requantization of a doubled accumulator: x2 = 2x (the kernels below get
+ * it for free by doubling weights and bias at compile time), q = {m, K, e}
+ * of tfk_rq (same exact range: |x| < 2^30, e >= 1). */
+static inline int32_t tfk_rq2(int32_t x2, int32_t m, int32_t K, int32_t e) {
+  const int32_t c = K + (x2 >> 31);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  int32_t r;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(x2), "r"(m), "r"(c));
+  return r >> e;
+#else
+  const int64_t t = (int64_t)c * 4294967296ll + (int64_t)x2 * m + 2147483648ll;
+  return (int32_t)(t >> 32) >> e;
+#endif
+}
+
+/* The identity activation table (index v + 128 holds v), in tfk_data.c. */
+extern const int8_t tfk_identity_lut[256];
+
+/* Pointwise CONV_2D with int16 weights (for layers with many pixels, where
+ * the extra flash buys the most): the 2 pixels of a pass are widened once
+ * into int16 pairs (SXTB16 lane order), then every output channel is a run
+ * of SMLADs against pre-widened weights, 2 pixels x 2 output channels per
+ * pass. Output channels go in pairs (an odd last one is paired with zeros).
+ * Weights per pair and group of 4 input channels: {2w0, 2w2}, {2w1, 2w3} of
+ * the first channel, then the same of the second (doubled, zero-padded to
+ * in_c4); q per pair {2b0, 2b1, m0, K0, e0, e1, m1, K1} (b: folded bias;
+ * m, K, e: see tfk_rq2). lut: NULL, or the activation table indexed by the
+ * signed int8 value (entry v + 128). in_c4 <= TFK_PW16_MAX_C4. */
+#define TFK_PW16_MAX_C4 256
+typedef struct {
+  int32_t pixels, in_c, out_c, in_c4;
+  const int32_t *weights;      /* [ceil(out_c / 2)][in_c4 / 4][4] */
+  const int32_t *q;            /* [ceil(out_c / 2)][8] */
+  const int8_t *lut;           /* 256 entries, index v + 128, or NULL */
+} tfk_pw16_params;
+
+void tfk_pw16(const tfk_pw16_params *p, const int8_t *in, int8_t *out);
+
 /* 3x3 DEPTHWISE_CONV_2D, depth multiplier 1, any stride / padding.
- * Weights are int16, pre-arranged by the compiler per group of 4 channels
- * (zero-padded to a multiple of 4): for tap t of group g the two words
- * {w[c0], w[c2]}, {w[c1], w[c3]} (the lane order SXTB16 gives the input).
- * bias is the original bias (padding taps are skipped, so the input offset
- * cannot be folded). rq / lut as for tfk_conv1x1. */
+ * Channels go 4 at a time (zero-padded past the last channel). Weights per
+ * group of 4 channels and tap: the words {2w[c0], 2w[c2]}, {2w[c1], 2w[c3]}
+ * (doubled int16, the lane order SXTB16 gives the input); q per channel
+ * {2 * bias, m, K, e} (tfk_rq2; padding taps are skipped, so the input
+ * offset cannot be folded into the bias). lut as for tfk_pw16 (index v+128). */
 typedef struct {
   int16_t in_h, in_w, channels, out_h, out_w;
   int16_t stride_h, stride_w, pad_top, pad_left;
   int32_t in_offset;
-  const int16_t *weights;      /* [ceil(channels/4)][9][4] */
-  const int32_t *bias;         /* may be NULL */
-  const int32_t *rq;           /* [channels][3] */
+  const int32_t *weights;      /* [ceil(channels/4)][9][2] */
+  const int32_t *q;            /* [4 * ceil(channels/4)][4] */
   const int8_t *lut;
 } tfk_dw3_params;
 
@@ -196,7 +233,8 @@ typedef struct {
   int32_t a_offset, b_offset, out_offset, left_shift;
   int32_t a_mult, a_shift, b_mult, b_shift, out_mult, out_shift;
   int32_t act_min, act_max;
-  const int32_t *rq;           /* NULL, or {a, b, out} triplets for tfk_rq (exact fast path) */
+  const int32_t *rq;           /* NULL, or {a, b, out} triplets for tfk_rq (exact fast path); an input
+                                * triplet {0, 0, 0}: multiplier exactly 1/2, rescale = (q + offset) << 19 */
 } tfk_add_params;
 
 typedef struct {

@@ -1,21 +1,24 @@
 /* 3x3 DEPTHWISE_CONV_2D (depth multiplier 1), any stride and padding.
  *
- * Channels go 4 at a time. Weights arrive as int16 in SXTB16 lane order
- * ({c0, c2}, {c1, c3} per tap, zero-padded past the last channel), so the
- * Cortex-M7 path (TFK_USE_DSP) needs per tap one input word, two SXTAB16
- * (which also add the input offset), one weight double-word and four
- * 16x16 MACs. Interior pixels run all 9 taps without bounds checks; border
- * pixels skip out-of-bounds taps exactly like the reference. A partial
- * last group never loads past the end of the input tensor. The portable
- * path runs the same schedule one channel at a time. */
+ * Channels go 4 at a time. Weights arrive as doubled int16 pairs in SXTB16
+ * lane order ({c0, c2}, {c1, c3} per tap, zero past the last channel), and
+ * per channel {2 * bias, m, K, e}, so the accumulator is already the doubled
+ * value tfk_rq2 wants. The Cortex-M7 path (TFK_USE_DSP) needs per tap one
+ * input word, two SXTAB16 (which also add the input offset), two weight
+ * words and four 16x16 MACs. Interior pixels run all 9 taps without bounds
+ * checks; border pixels skip out-of-bounds taps exactly like the reference.
+ * A partial last group reads the next pixel's bytes (they meet zero
+ * weights); only pixels that could read past the end of the input tensor
+ * use byte loads. The portable path runs the same arithmetic one channel at
+ * a time. */
 #include "tfk.h"
 #if TFK_USE_DSP
 #include "cortex_m/tfk_simd.h"
 #endif
 
-static inline __attribute__((always_inline)) int8_t dw_out(int32_t acc, const int32_t *q, const int8_t *lut) {
-  const int32_t v = tfk_sat8(tfk_rq(acc, q));
-  return lut ? lut[(uint8_t)v] : (int8_t)v;
+static inline __attribute__((always_inline)) int8_t dw_out(int32_t acc2, const int32_t *q, const int8_t *lut) {
+  const int32_t v = tfk_sat8(tfk_rq2(acc2, q[1], q[2], q[3]));
+  return lut ? lut[v] : (int8_t)v;
 }
 
 #if TFK_USE_DSP
@@ -32,8 +35,8 @@ static inline uint32_t ld_tail(const int8_t *x, const int8_t *end) {
     const uint32_t xv = LOAD(ADDR);                                      \
     const uint32_t x02 = tfk_sxtab16(off2, xv);                          \
     const uint32_t x13 = tfk_sxtab16_ror8(off2, xv);                     \
-    const uint32_t w02 = tfk_ld32(wg + 4 * (t));                         \
-    const uint32_t w13 = tfk_ld32(wg + 4 * (t) + 2);                     \
+    const uint32_t w02 = (uint32_t)wg[2 * (t)];                          \
+    const uint32_t w13 = (uint32_t)wg[2 * (t) + 1];                      \
     a0 = tfk_smlabb(x02, w02, a0);                                       \
     a2 = tfk_smlatt(x02, w02, a2);                                       \
     a1 = tfk_smlabb(x13, w13, a1);                                       \
@@ -43,14 +46,15 @@ static inline uint32_t ld_tail(const int8_t *x, const int8_t *end) {
 #define DW_LD(a) tfk_ld32(a)
 #define DW_LDT(a) ld_tail((a), end)
 
-/* One output pixel. check: some taps may be outside the input. */
+/* One output pixel. check: some taps may be outside the input, or a load
+ * may pass the end of the input tensor. */
 static inline __attribute__((always_inline)) void dw_pixel(const tfk_dw3_params *p, const int8_t *in,
                                                             const int8_t *end, int8_t *y, int iy0,
                                                             int ix0, int check, const int8_t *lut) {
   const int32_t C = p->channels, W = p->in_w, H = p->in_h;
   const uint32_t off2 = tfk_dup16(p->in_offset);
-  const int16_t *wg = p->weights;
-  const int32_t *q = p->rq;
+  const int32_t *wg = p->weights;
+  const int32_t *q = p->q;
   const int8_t *base = in + ((int32_t)iy0 * W + ix0) * C;
   const int32_t row = W * C;
   int ky0 = 0, ky1 = 3, kx0 = 0, kx1 = 3;
@@ -61,32 +65,28 @@ static inline __attribute__((always_inline)) void dw_pixel(const tfk_dw3_params 
     kx1 = W - ix0 < 3 ? W - ix0 : 3;
   }
   int32_t c = 0;
-  for (; c + 4 <= C; c += 4, wg += 36, q += 12) {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    if (p->bias) { a0 = p->bias[c]; a1 = p->bias[c + 1]; a2 = p->bias[c + 2]; a3 = p->bias[c + 3]; }
+  for (; c < C; c += 4, wg += 18, q += 16) {
+    int32_t a0 = q[0], a1 = q[4], a2 = q[8], a3 = q[12];
     const int8_t *xc = base + c;
     if (!check) {
+      const int8_t *r1 = xc + row, *r2 = r1 + row;
       DW_TAP(0, xc, DW_LD); DW_TAP(1, xc + C, DW_LD); DW_TAP(2, xc + 2 * C, DW_LD);
-      DW_TAP(3, xc + row, DW_LD); DW_TAP(4, xc + row + C, DW_LD); DW_TAP(5, xc + row + 2 * C, DW_LD);
-      DW_TAP(6, xc + 2 * row, DW_LD); DW_TAP(7, xc + 2 * row + C, DW_LD);
-      DW_TAP(8, xc + 2 * row + 2 * C, DW_LD);
+      DW_TAP(3, r1, DW_LD); DW_TAP(4, r1 + C, DW_LD); DW_TAP(5, r1 + 2 * C, DW_LD);
+      DW_TAP(6, r2, DW_LD); DW_TAP(7, r2 + C, DW_LD); DW_TAP(8, r2 + 2 * C, DW_LD);
     } else {
       for (int ky = ky0; ky < ky1; ++ky)
-        for (int kx = kx0; kx < kx1; ++kx) DW_TAP(ky * 3 + kx, xc + ky * row + kx * C, DW_LD);
+        for (int kx = kx0; kx < kx1; ++kx) DW_TAP(ky * 3 + kx, xc + ky * row + kx * C, DW_LDT);
     }
-    y[c] = dw_out(a0, q, lut);
-    y[c + 1] = dw_out(a1, q + 3, lut);
-    y[c + 2] = dw_out(a2, q + 6, lut);
-    y[c + 3] = dw_out(a3, q + 9, lut);
-  }
-  if (c < C) {  /* partial group: zero weights beyond C, loads stop at `end` */
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    const int8_t *xc = base + c;
-    for (int ky = ky0; ky < ky1; ++ky)
-      for (int kx = kx0; kx < kx1; ++kx) DW_TAP(ky * 3 + kx, xc + ky * row + kx * C, DW_LDT);
-    const int32_t acc[4] = {a0, a1, a2, a3};
-    for (int j = 0; c + j < C; ++j)
-      y[c + j] = dw_out(acc[j] + (p->bias ? p->bias[c + j] : 0), q + 3 * j, lut);
+    if (c + 4 <= C) {
+      y[c] = dw_out(a0, q, lut);
+      y[c + 1] = dw_out(a1, q + 4, lut);
+      y[c + 2] = dw_out(a2, q + 8, lut);
+      y[c + 3] = dw_out(a3, q + 12, lut);
+    } else {  /* partial group */
+      y[c] = dw_out(a0, q, lut);
+      if (c + 1 < C) y[c + 1] = dw_out(a1, q + 4, lut);
+      if (c + 2 < C) y[c + 2] = dw_out(a2, q + 8, lut);
+    }
   }
 }
 #else
@@ -97,20 +97,22 @@ static inline __attribute__((always_inline)) void dw_pixel(const tfk_dw3_params 
   (void)check;
   const int32_t C = p->channels, W = p->in_w, H = p->in_h;
   for (int32_t c = 0; c < C; ++c) {
-    /* weights: group c/4, lane order c0 c2 c1 c3 */
-    const int16_t *wg = p->weights + (c >> 2) * 36;
-    static const int8_t lane[4] = {0, 2, 1, 3};
-    int32_t acc = p->bias ? p->bias[c] : 0;
+    /* weights: group c/4, word (c & 1), half (c >> 1) & 1 */
+    const int32_t *wg = p->weights + (c >> 2) * 18 + (c & 1);
+    const int32_t *q = p->q + 4 * c;
+    const int sh = (c & 2) ? 16 : 0;
+    int32_t acc = q[0];
     for (int ky = 0; ky < 3; ++ky) {
       const int iy = iy0 + ky;
       if (iy < 0 || iy >= H) continue;
       for (int kx = 0; kx < 3; ++kx) {
         const int ix = ix0 + kx;
         if (ix < 0 || ix >= W) continue;
-        acc += (int32_t)wg[4 * (ky * 3 + kx) + lane[c & 3]] * (in[((int32_t)iy * W + ix) * C + c] + p->in_offset);
+        const int32_t w2 = (int16_t)(((uint32_t)wg[2 * (ky * 3 + kx)] >> sh) & 0xFFFFu);
+        acc += w2 * (in[((int32_t)iy * W + ix) * C + c] + p->in_offset);
       }
     }
-    y[c] = dw_out(acc, p->rq + 3 * c, lut);
+    y[c] = dw_out(acc, q, lut);
   }
 }
 #endif
@@ -120,6 +122,9 @@ static inline __attribute__((always_inline)) void dw_body(const tfk_dw3_params *
   const int32_t C = p->channels;
   const int8_t *end = in + (int32_t)p->in_h * p->in_w * C;
   const int sh = p->stride_h, sw = p->stride_w;
+  /* a partial last group reads up to 3 bytes past its pixel: rows that
+   * touch the last input row take the checked path */
+  const int last = (C & 3) ? 1 : 0;
   /* output columns whose 3 taps are all inside: ox in [xlo, xhi) */
   int xlo = (p->pad_left + sw - 1) / sw;
   int xhi = (p->in_w - 3 + p->pad_left) / sw + 1;
@@ -129,7 +134,7 @@ static inline __attribute__((always_inline)) void dw_body(const tfk_dw3_params *
   for (int oy = 0; oy < p->out_h; ++oy) {
     const int iy0 = oy * sh - p->pad_top;
     int8_t *y = out + (int32_t)oy * p->out_w * C;
-    if (iy0 < 0 || iy0 + 3 > p->in_h) {
+    if (iy0 < 0 || iy0 + 3 + last > p->in_h) {
       for (int ox = 0; ox < p->out_w; ++ox) dw_pixel(p, in, end, y + ox * C, iy0, ox * sw - p->pad_left, 1, lut);
       continue;
     }
@@ -141,6 +146,6 @@ static inline __attribute__((always_inline)) void dw_body(const tfk_dw3_params *
 }
 
 void tfk_dw3x3(const tfk_dw3_params *p, const int8_t *in, int8_t *out) {
-  if (p->lut) dw_body(p, in, out, p->lut);
-  else dw_body(p, in, out, 0);
+  /* no activation table: the identity one (one body instead of two) */
+  dw_body(p, in, out, (p->lut ? p->lut : tfk_identity_lut) + 128);
 }

@@ -40,9 +40,12 @@ static inline __attribute__((always_inline)) int8_t act_clamp(const int32_t *lim
   return (int8_t)v;
 }
 
-static inline __attribute__((always_inline)) int8_t add_fast(const tfk_add_params *p, int32_t a, int32_t b, int full) {
-  const int32_t sa = tfk_rq((a + p->a_offset) * (1 << 20), p->rq);
-  const int32_t sb = tfk_rq((b + p->b_offset) * (1 << 20), p->rq + 3);
+/* ha / hb: that input's multiplier is exactly 1/2 (rq triple {0, 0, 0}),
+ * so its rescale is (q + offset) << 19, exactly */
+static inline __attribute__((always_inline)) int8_t add_fast(const tfk_add_params *p, int32_t a, int32_t b, int full,
+                                                              int ha, int hb) {
+  const int32_t sa = ha ? (a + p->a_offset) * (1 << 19) : tfk_rq((a + p->a_offset) * (1 << 20), p->rq);
+  const int32_t sb = hb ? (b + p->b_offset) * (1 << 19) : tfk_rq((b + p->b_offset) * (1 << 20), p->rq + 3);
   return act_clamp(&p->act_min, tfk_rq(sa + sb, p->rq + 6), full);
 }
 
@@ -50,21 +53,42 @@ static inline __attribute__((always_inline)) int8_t mul_fast(const tfk_mul_param
   return act_clamp(&p->act_min, tfk_rq((a + p->a_offset) * (b + p->b_offset), p->rq), full);
 }
 
-#define ADD_FULL(p, a, b) add_fast(p, a, b, 1)
-#define ADD_LIM(p, a, b) add_fast(p, a, b, 0)
+#define ADD_FULL(p, a, b) add_fast(p, a, b, 1, 0, 0)
+#define ADD_LIM(p, a, b) add_fast(p, a, b, 0, 0, 0)
+#define ADD_FULL_HA(p, a, b) add_fast(p, a, b, 1, 1, 0)
+#define ADD_LIM_HA(p, a, b) add_fast(p, a, b, 0, 1, 0)
+#define ADD_FULL_HB(p, a, b) add_fast(p, a, b, 1, 0, 1)
+#define ADD_LIM_HB(p, a, b) add_fast(p, a, b, 0, 0, 1)
+#define ADD_FULL_HAB(p, a, b) add_fast(p, a, b, 1, 1, 1)
+#define ADD_LIM_HAB(p, a, b) add_fast(p, a, b, 0, 1, 1)
 #define MUL_FULL(p, a, b) mul_fast(p, a, b, 1)
 #define MUL_LIM(p, a, b) mul_fast(p, a, b, 0)
 
-static void add_full(const tfk_add_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out) { TFK_BINARY_LOOP(ADD_FULL) }
-static void add_lim(const tfk_add_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out) { TFK_BINARY_LOOP(ADD_LIM) }
+#define ADD_VARIANT(name, OP) \
+  static void name(const tfk_add_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, \
+                   int8_t *out) { TFK_BINARY_LOOP(OP) }
+ADD_VARIANT(add_full, ADD_FULL)
+ADD_VARIANT(add_lim, ADD_LIM)
+ADD_VARIANT(add_full_ha, ADD_FULL_HA)
+ADD_VARIANT(add_lim_ha, ADD_LIM_HA)
+ADD_VARIANT(add_full_hb, ADD_FULL_HB)
+ADD_VARIANT(add_lim_hb, ADD_LIM_HB)
+ADD_VARIANT(add_full_hab, ADD_FULL_HAB)
+ADD_VARIANT(add_lim_hab, ADD_LIM_HAB)
 static void mul_full(const tfk_mul_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out) { TFK_BINARY_LOOP(MUL_FULL) }
 static void mul_lim(const tfk_mul_params *p, const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out) { TFK_BINARY_LOOP(MUL_LIM) }
 
 void tfk_add(const tfk_add_params *p, const tfk_bcast *bc, int32_t n,
              const int8_t *a, const int8_t *b, int8_t *out) {
   if (p->rq) {
-    if (p->act_min <= -128 && p->act_max >= 127) add_full(p, bc, n, a, b, out);
-    else add_lim(p, bc, n, a, b, out);
+    const int full = p->act_min <= -128 && p->act_max >= 127;
+    const int h = (p->rq[0] == 0 ? 1 : 0) | (p->rq[3] == 0 ? 2 : 0);
+    switch (h) {
+      case 0: (full ? add_full : add_lim)(p, bc, n, a, b, out); break;
+      case 1: (full ? add_full_ha : add_lim_ha)(p, bc, n, a, b, out); break;
+      case 2: (full ? add_full_hb : add_lim_hb)(p, bc, n, a, b, out); break;
+      default: (full ? add_full_hab : add_lim_hab)(p, bc, n, a, b, out); break;
+    }
     return;
   }
   TFK_BINARY_LOOP(add_one)

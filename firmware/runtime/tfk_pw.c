@@ -93,3 +93,145 @@ void tfk_conv1x1(const tfk_pw_params *p, const int8_t *in, int8_t *out) {
   if (p->lut) pw_body(p, in, out, p->lut);
   else pw_body(p, in, out, 0);
 }
+
+/* ---- tfk_pw16: int16 weights, pixels widened once per pass ------------- */
+
+static inline __attribute__((always_inline)) int8_t pw16_out(int32_t acc2, int32_t m, int32_t K, int32_t e,
+                                                              const int8_t *lut) {
+  const int32_t v = tfk_sat8(tfk_rq2(acc2, m, K, e));
+  return lut ? lut[v] : (int8_t)v;
+}
+
+#if TFK_USE_DSP
+/* 4 bytes at x, but only those before `end` (the rest read as 0) */
+static inline uint32_t pw16_ld(const int8_t *x, const int8_t *end) {
+  if (x + 4 <= end) return tfk_ld32(x);
+  uint32_t v = 0;
+  for (int i = 0; x + i < end; ++i) v |= (uint32_t)(uint8_t)x[i] << (8 * i);
+  return v;
+}
+
+#define PW16_GROUP()                                                          \
+  do {                                                                        \
+    uint32_t xa02, xa13, xb02, xb13, u, v;                                    \
+    TFK_LDRD(x, xa02, xa13);                                                  \
+    TFK_LDRD(x, xb02, xb13);                                                  \
+    TFK_LDRD(w, u, v);                                                        \
+    a0 = tfk_smlad(xa02, u, a0);                                              \
+    a0 = tfk_smlad(xa13, v, a0);                                              \
+    c0 = tfk_smlad(xb02, u, c0);                                              \
+    c0 = tfk_smlad(xb13, v, c0);                                              \
+    TFK_LDRD(w, u, v);                                                        \
+    a1 = tfk_smlad(xa02, u, a1);                                              \
+    a1 = tfk_smlad(xa13, v, a1);                                              \
+    c1 = tfk_smlad(xb02, u, c1);                                              \
+    c1 = tfk_smlad(xb13, v, c1);                                              \
+  } while (0)
+
+/* One pass over all output channel pairs. xb holds, per group of 4 input
+ * channels, {a02, a13, b02, b13} for pixels a and b; two = 0: only pixel a
+ * is real. G: the group count when it is a small constant (the loop
+ * unrolls fully), else 0 (use `groups`). */
+static inline __attribute__((always_inline)) void pw16_pass(const tfk_pw16_params *p, const uint32_t *xb,
+                                                             int32_t groups, int8_t *ya, int8_t *yb,
+                                                             int two, const int8_t *lut, const int G) {
+  const int32_t oc = p->out_c;
+  const uint32_t *w = (const uint32_t *)p->weights;
+  const uint32_t *q = (const uint32_t *)p->q;
+  for (int32_t o = 0; o < oc; o += 2) {
+    uint32_t b0, b1, m0, k0, e0, e1, m1, k1;
+    TFK_LDRD(q, b0, b1);
+    int32_t a0 = (int32_t)b0, c0 = (int32_t)b0, a1 = (int32_t)b1, c1 = (int32_t)b1;
+    const uint32_t *x = xb;
+    if (G) {
+#pragma GCC unroll 4
+      for (int32_t g = 0; g < G; ++g) PW16_GROUP();
+    } else {
+      for (int32_t g = 0; g < groups; ++g) PW16_GROUP();
+    }
+    TFK_LDRD(q, m0, k0);
+    TFK_LDRD(q, e0, e1);
+    TFK_LDRD(q, m1, k1);
+    *ya++ = pw16_out(a0, (int32_t)m0, (int32_t)k0, (int32_t)e0, lut);
+    if (two) *yb++ = pw16_out(c0, (int32_t)m0, (int32_t)k0, (int32_t)e0, lut);
+    if (o + 1 < oc) {
+      *ya++ = pw16_out(a1, (int32_t)m1, (int32_t)k1, (int32_t)e1, lut);
+      if (two) *yb++ = pw16_out(c1, (int32_t)m1, (int32_t)k1, (int32_t)e1, lut);
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void pw16_body(const tfk_pw16_params *p, const int8_t *in,
+                                                             int8_t *out, const int8_t *lut, const int G) {
+  uint32_t xb[TFK_PW16_MAX_C4];  /* 2 pixels x in_c4 int16 */
+  const int32_t n = p->pixels, ic = p->in_c, oc = p->out_c, groups = G ? G : p->in_c4 >> 2;
+  const int8_t *end = in + n * ic;
+  const int8_t *xa = in;
+  int8_t *y = out;
+  int32_t px = 0;
+  for (; px + 2 <= n; px += 2, xa += 2 * ic, y += 2 * oc) {
+    const int8_t *xbp = xa + ic;
+    uint32_t *d = xb;
+    if (xbp + 4 * groups <= end) {
+      for (int32_t g = 0; g < groups; ++g, d += 4) {
+        const uint32_t va = tfk_ld32(xa + 4 * g), vb = tfk_ld32(xbp + 4 * g);
+        d[0] = tfk_sxtb16(va);
+        d[1] = tfk_sxtb16_ror8(va);
+        d[2] = tfk_sxtb16(vb);
+        d[3] = tfk_sxtb16_ror8(vb);
+      }
+    } else {
+      for (int32_t g = 0; g < groups; ++g, d += 4) {
+        const uint32_t va = pw16_ld(xa + 4 * g, end), vb = pw16_ld(xbp + 4 * g, end);
+        d[0] = tfk_sxtb16(va);
+        d[1] = tfk_sxtb16_ror8(va);
+        d[2] = tfk_sxtb16(vb);
+        d[3] = tfk_sxtb16_ror8(vb);
+      }
+    }
+    pw16_pass(p, xb, groups, y, y + oc, 1, lut, G);
+  }
+  if (px < n) {
+    uint32_t *d = xb;
+    for (int32_t g = 0; g < groups; ++g, d += 4) {
+      const uint32_t va = pw16_ld(xa + 4 * g, end);
+      d[0] = d[2] = tfk_sxtb16(va);
+      d[1] = d[3] = tfk_sxtb16_ror8(va);
+    }
+    pw16_pass(p, xb, groups, y, y, 0, lut, G);
+  }
+}
+
+void tfk_pw16(const tfk_pw16_params *p, const int8_t *in, int8_t *out) {
+  /* no activation table: the identity one (one body instead of two) */
+  const int8_t *lut = (p->lut ? p->lut : tfk_identity_lut) + 128;
+  switch (p->in_c4 >> 2) {
+    case 1: pw16_body(p, in, out, lut, 1); break;
+    case 2: pw16_body(p, in, out, lut, 2); break;
+    case 3: pw16_body(p, in, out, lut, 3); break;
+    default: pw16_body(p, in, out, lut, 0); break;
+  }
+}
+#else
+/* Portable: weights per output-channel pair and group of 4 input channels
+ * {o0: {k0, k2}, {k1, k3}; o1: {k0, k2}, {k1, k3}}; q per pair
+ * {b0, b1, m0, K0, e0, e1, m1, K1}. */
+void tfk_pw16(const tfk_pw16_params *p, const int8_t *in, int8_t *out) {
+  const int32_t n = p->pixels, ic = p->in_c, oc = p->out_c, groups = p->in_c4 >> 2;
+  const int8_t *lut = p->lut ? p->lut + 128 : 0;
+  for (int32_t px = 0; px < n; ++px) {
+    const int8_t *x = in + px * ic;
+    int8_t *y = out + px * oc;
+    for (int32_t o = 0; o < oc; ++o) {
+      const int32_t j = o & 1;
+      const int32_t *w = p->weights + (o >> 1) * groups * 4 + 2 * j, *q = p->q + 8 * (o >> 1);
+      int32_t acc = q[j];
+      for (int32_t k = 0; k < ic; ++k) {
+        const uint32_t wv = (uint32_t)w[(k >> 2) * 4 + (k & 1)];
+        acc += (int32_t)(int16_t)((wv >> ((k & 2) ? 16 : 0)) & 0xFFFFu) * x[k];
+      }
+      y[o] = pw16_out(acc, j ? q[6] : q[2], j ? q[7] : q[3], q[4 + j], lut);
+    }
+  }
+}
+#endif

@@ -24,8 +24,8 @@ SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CO
 # Runtime source files per kernel family (paths relative to the repo root).
 RUNTIME_SOURCES = {
     "conv": ["firmware/runtime/tfk_conv.c", "firmware/runtime/cortex_m/tfk_conv_dsp.c"],
-    "pw": ["firmware/runtime/tfk_pw.c"],
-    "dw3": ["firmware/runtime/tfk_dw.c"],
+    "pw": ["firmware/runtime/tfk_pw.c", "firmware/runtime/tfk_lut.c"],
+    "dw3": ["firmware/runtime/tfk_dw.c", "firmware/runtime/tfk_lut.c"],
     "convrow": ["firmware/runtime/tfk_convrow.c"],
     "fc": ["firmware/runtime/tfk_fc.c", "firmware/runtime/cortex_m/tfk_fc_dsp.c"],
     "elementwise": ["firmware/runtime/tfk_elementwise.c"],
@@ -33,6 +33,22 @@ RUNTIME_SOURCES = {
     "data": ["firmware/runtime/tfk_data.c"],
     "softmax": ["firmware/runtime/tfk_softmax.c"],
 }
+
+
+# tfk_pw16 (int16 weights) for pointwise layers with at least this many
+# pixels; smaller ones keep int8 weights (tfk_conv1x1) to save flash.
+PW16_MIN_PIXELS = 100
+PW16_MAX_C4 = 256  # TFK_PW16_MAX_C4
+
+
+def _pairs(w: np.ndarray) -> np.ndarray:
+    """Rows of int16 values, 4 per group in order c0 c1 c2 c3 -> int32 words
+    {c0 | c2 << 16}, {c1 | c3 << 16} (SXTB16 lane order)."""
+    g = np.asarray(w, np.int64).reshape(-1, 4)
+    lo = g[:, [0, 1]] & 0xFFFF
+    hi = g[:, [2, 3]] & 0xFFFF
+    words = (lo | (hi << 16)).astype(np.uint32).view(np.int32)
+    return words.reshape(-1).astype(np.int64)
 
 
 @dataclass
@@ -132,6 +148,12 @@ class _Lowering:
         if dtype and t.dtype != dtype:
             raise _err(op, f"{what} tensor '{t.name}' is {t.dtype}; expected {dtype}")
         return t
+
+    def _slut(self, op: Operator, lut) -> list:
+        """The activation table indexed by the signed value (entry v + 128)."""
+        if lut is None:
+            return []
+        return [Const(self.cname(op, "slut"), "int8_t", np.roll(np.asarray(lut), 128))]
 
     def cname(self, op: Operator, what: str) -> str:
         return f"op{op.index}_{what}"
@@ -279,8 +301,32 @@ class _Lowering:
             folded = bias_v + (-x.quant.zp) * wdata.reshape(oc, ic).sum(axis=1)
             bound = np.abs(folded) + np.abs(wdata.reshape(oc, ic)).sum(axis=1) * 128
             rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
+            ic4 = (ic + 3) // 4 * 4
+            if rq is not None and n * oh * ow >= PW16_MIN_PIXELS and ic4 <= PW16_MAX_C4:
+                # int16 weights: where many pixels share them, the extra flash buys the most
+                oc2 = (oc + 1) // 2 * 2   # an odd last channel is paired with a zero one
+                wp = np.zeros((oc2, ic4), np.int64)
+                wp[:oc, :ic] = 2 * wdata.reshape(oc, ic)
+                # [pair][group][o0: {k0 k2} {k1 k3}, o1: {k0 k2} {k1 k3}]
+                words = _pairs(wp).reshape(oc2 // 2, 2, ic4 // 4, 2).transpose(0, 2, 1, 3)
+                r = np.zeros((oc2, 3), np.int64)
+                r[:oc] = rq.reshape(oc, 3)
+                b2 = np.zeros(oc2, np.int64)
+                b2[:oc] = 2 * folded
+                r, b2 = r.reshape(-1, 2, 3), b2.reshape(-1, 2)
+                # per pair {b0, b1, m0, K0, e0, e1, m1, K1}
+                q8 = np.stack([b2[:, 0], b2[:, 1], r[:, 0, 0], r[:, 0, 1], r[:, 0, 2], r[:, 1, 2],
+                               r[:, 1, 0], r[:, 1, 1]], axis=1)
+                pc = [Const(self.cname(op, "w"), "int32_t", words.reshape(-1)),
+                      Const(self.cname(op, "q"), "int32_t", q8.reshape(-1))] + self._slut(op, lut)
+                params = [n * oh * ow, ic, oc, ic4, pc[0].name, pc[1].name,
+                          pc[2].name if len(pc) > 2 else None]
+                self.steps.append(Step(op, "pw", "tfk_pw16_params", params, "tfk_pw16({p}, {in0}, {out})",
+                                       [x.index], y.index, pc, macs, 0,
+                                       note=note + "; pointwise kernel, int16 weights",
+                                       overlap=("pw", ic, oc, n * oh * ow)))
+                return
             if rq is not None:
-                ic4 = (ic + 3) // 4 * 4
                 wp = np.zeros((oc, ic4), np.int64)
                 wp[:, :ic] = wdata.reshape(oc, ic)
                 pc = [Const(self.cname(op, "w"), "int8_t", wp.reshape(-1)),
@@ -299,16 +345,16 @@ class _Lowering:
             if rq is not None:
                 groups = (oc + 3) // 4
                 wpad = np.zeros((9, groups * 4), np.int64)
-                wpad[:, :oc] = wr
-                # [group][tap][c0 c2 c1 c3]
-                warr = wpad.reshape(9, groups, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2)
-                pc = [Const(self.cname(op, "w"), "int16_t", warr.reshape(-1)),
-                      Const(self.cname(op, "rq"), "int32_t", rq.reshape(-1))] + lut_c
-                if bias is not None:
-                    pc.append(Const(self.cname(op, "bias"), "int32_t", bias_v))
+                wpad[:, :oc] = 2 * wr
+                # [group][tap][{c0 c2} {c1 c3}]
+                warr = wpad.reshape(9, groups, 4).transpose(1, 0, 2).reshape(-1, 4)
+                q4 = np.zeros((groups * 4, 4), np.int64)
+                q4[:oc, 0] = 2 * bias_v
+                q4[:oc, 1:] = rq.reshape(oc, 3)
+                pc = [Const(self.cname(op, "w"), "int32_t", _pairs(warr)),
+                      Const(self.cname(op, "q"), "int32_t", q4.reshape(-1))] + self._slut(op, lut)
                 params = [ih, iw, oc, oh, ow, sh, sw, pad_top, pad_left, -x.quant.zp, pc[0].name,
-                          self.cname(op, "bias") if bias is not None else None, pc[1].name,
-                          self.cname(op, "act") if lut_c else None]
+                          pc[1].name, pc[2].name if len(pc) > 2 else None]
                 self.steps.append(Step(op, "dw3", "tfk_dw3_params", params, "tfk_dw3x3({p}, {in0}, {out})",
                                        [x.index], y.index, pc, macs, 0, note=note + "; 3x3 depthwise kernel",
                                        overlap=("conv", ih, iw, ic, oh, ow, oc, sh, sw, pad_top, pad_left, 3)))
@@ -429,8 +475,13 @@ class _Lowering:
                       om, osh, act_min, act_max]
             ptype, fn = "tfk_add_params", "tfk_add"
             # |(q + offset) << 20| <= 255 * 2^20 and the rescaled sum stay < 2^30
-            parts = [Q.fast_requant([am], [ash], 0, 255 << 20), Q.fast_requant([bm], [bsh], 0, 255 << 20),
-                     Q.fast_requant([om], [osh], y.quant.zp, 1 << 29)]
+            # an input at the larger scale has multiplier exactly 1/2 (m = 2^30, no
+            # shift): its rescale is exactly (q + offset) << 19; {0, 0, 0} marks it
+            def in_rq(m_, s_):
+                if m_ == 1 << 30 and s_ == 0:
+                    return np.zeros((1, 3), np.int64)
+                return Q.fast_requant([m_], [s_], 0, 255 << 20)
+            parts = [in_rq(am, ash), in_rq(bm, bsh), Q.fast_requant([om], [osh], y.quant.zp, 1 << 29)]
             rq = None if any(r is None for r in parts) else np.concatenate(parts)
         else:
             om, osh = Q.quantize_multiplier(float(a.quant.s) * float(b.quant.s) / float(y.quant.s))

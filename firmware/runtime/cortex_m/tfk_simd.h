@@ -75,4 +75,14 @@ static inline void tfk_st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 /* both 16-bit halves set to v */
 static inline uint32_t tfk_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x00010001u; }
 
+/* two consecutive words from *p (8-byte step), then p += 2: one LDRD with
+ * post-increment on Arm (GCC rarely pairs the loads itself) */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define TFK_LDRD(p, a, b)                                                        \
+  __asm__("ldrd %0, %1, [%2], #8" : "=&r"(a), "=&r"(b), "+r"(p)                  \
+          : "m"(*(const struct { uint32_t w_[2]; } *)(const void *)(p)))
+#else
+#define TFK_LDRD(p, a, b) do { (a) = (uint32_t)(p)[0]; (b) = (uint32_t)(p)[1]; (p) += 2; } while (0)
+#endif
+
 #endif /* TFK_SIMD_H */
