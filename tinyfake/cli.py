@@ -14,6 +14,7 @@ from tinyfake.errors import UserError
 # command name -> module implementing it
 COMMANDS = {
     "train": "tinyfake.train.command",
+    "models": "tinyfake.models.command",
     "export": "tinyfake.export.command",
     "eval": "tinyfake.export.eval_command",
     "compile": "tinyfake.compiler.command",
@@ -23,6 +24,7 @@ COMMANDS = {
     "flash": "tinyfake.harness.flash_command",
     "verify": "tinyfake.harness.verify_command",
     "build": "tinyfake.build",
+    "detect": "tinyfake.detect.command",
 }
 
 

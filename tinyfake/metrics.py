@@ -43,3 +43,26 @@ def binary_metrics(y_true, scores, threshold: float = 0.5) -> dict:
         "eer": equal_error_rate(y, s) if both else math.nan,
         "n": int(y.size),
     }
+
+
+def per_category_metrics(y_true, scores, category, threshold: float = 0.5) -> dict:
+    """`binary_metrics` per source category (manipulation method, platform ...).
+
+    A category holding only fakes (e.g. one FF++ method) is scored together
+    with every real sample of the set (the pooled reals), as FF++'s
+    per-method results are; a category holding only reals is scored alone
+    (accuracy; AUC and EER are NaN). Samples with category "" are not a
+    category of their own. Returns {} when no sample has a category.
+    """
+    y = np.asarray(y_true).astype(int).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    cat = np.asarray(category).astype(str).ravel()
+    out = {}
+    for c in sorted(set(cat.tolist()) - {""}):
+        members = cat == c
+        if (y[members] == 1).all():
+            members = members | (y == 0)
+        m = binary_metrics(y[members], s[members], threshold)
+        m["pooled_reals"] = bool((cat[members] != c).any())
+        out[c] = m
+    return out

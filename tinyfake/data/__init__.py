@@ -15,10 +15,12 @@ __all__ = ["CLASS_NAMES", "FaceDataset", "Splits", "load_dataset", "split_datase
 
 
 def load_dataset(source: str | None, size: int, *, skip_corrupt=False,
-                 detect_faces=False) -> FaceDataset:
+                 detect_faces=False, layout: str | None = None) -> FaceDataset:
     """Load faces at size x size. `source`: None or "default" (the embedded demo
-    set), a folder with `real/` and `fake/`, or an `.npz` file."""
-    from tinyfake.data import loaders
+    set), a folder with `real/` and `fake/`, a research dataset's tree
+    (FaceForensics++, Celeb-DF, DFDC, CIFAKE, TrueFace, DFFD: recognized, or
+    named by `layout`; see `tinyfake.data.layouts`), or an `.npz` file."""
+    from tinyfake.data import layouts, loaders
 
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 8:
         raise UserError(f"input size must be an integer >= 8, got {size}")
@@ -31,7 +33,9 @@ def load_dataset(source: str | None, size: int, *, skip_corrupt=False,
     if not path.exists():
         raise UserError(f"dataset {source} does not exist; give a folder with real/ and fake/, "
                         "an .npz file, or leave --data out for the embedded demo set")
-    if path.is_dir():
+    if path.is_dir() and (layout or layouts.detect_layout(path)):
+        ds = layouts.load_layout(path, size, layout, skip_corrupt=skip_corrupt, detect_faces=detect_faces)
+    elif path.is_dir():
         ds = loaders.load_folder(path, size, skip_corrupt=skip_corrupt, detect_faces=detect_faces)
     elif path.suffix.lower() == ".npz":
         ds = loaders.load_npz(path, size, detect_faces=detect_faces)

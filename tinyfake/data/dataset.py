@@ -15,13 +15,16 @@ CLASS_NAMES = ("real", "fake")  # label 0 = real, 1 = fake
 class FaceDataset:
     """Faces at one size: `x` uint8 (N,H,W,3) NHWC, `y` uint8 (1 = fake),
     `group` (N,) str (source identity/photo: never split across train/test),
-    `name` (N,) str (where each face came from, for messages)."""
+    `name` (N,) str (where each face came from, for messages),
+    `category` (N,) str (source category, e.g. manipulation method or
+    platform, for per-category metrics; "" everywhere when the data has none)."""
 
     x: np.ndarray
     y: np.ndarray
     group: np.ndarray
     name: np.ndarray
     source: str = ""
+    category: np.ndarray | None = None
 
     def __post_init__(self):
         self.x = np.asarray(self.x, dtype=np.uint8)
@@ -29,6 +32,9 @@ class FaceDataset:
         self.group = np.asarray(self.group).astype(str)
         self.name = np.asarray(self.name).astype(str)
         n = len(self.x)
+        self.category = (np.full(n, "", dtype="<U1") if self.category is None
+                         else np.asarray(self.category).astype(str))
+        assert self.category.shape == (n,), self.category.shape
         assert self.x.ndim == 4 and self.x.shape[-1] == 3, self.x.shape
         assert self.y.shape == (n,) and self.group.shape == (n,) and self.name.shape == (n,)
 
@@ -41,7 +47,8 @@ class FaceDataset:
 
     def subset(self, idx) -> "FaceDataset":
         idx = np.asarray(idx, dtype=np.int64)
-        return FaceDataset(self.x[idx], self.y[idx], self.group[idx], self.name[idx], self.source)
+        return FaceDataset(self.x[idx], self.y[idx], self.group[idx], self.name[idx], self.source,
+                           self.category[idx])
 
     def counts(self) -> dict:
         c = Counter(int(v) for v in self.y)

@@ -15,7 +15,7 @@ import numpy as np
 from tinyfake.errors import UserError
 from tinyfake.export.tflite_int8 import dequantize, io_quant, op_names, tflite_int8_outputs
 from tinyfake.export.tflm import first_divergent_op, tflm_arena_usage, tflm_outputs
-from tinyfake.metrics import binary_metrics
+from tinyfake.metrics import binary_metrics, per_category_metrics
 from tinyfake.runs import RunDir
 
 WAYS = {"float": "float PyTorch", "int8_ref": "int8 TFLite (reference)",
@@ -100,6 +100,8 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
         "model_sha256_16": hashlib.sha256(data_bytes).hexdigest()[:16],
         "num_ops": len(op_names(tflite)),
     }
+    if (ds.category != "").any():  # per manipulation method / platform (tinyfake.data.layouts)
+        result["per_category"] = {way: per_category_metrics(ds.y, s, ds.category) for way, s in scores.items()}
     path = eval_json_path(run, data)
     path.write_text(json.dumps(_json_safe(result), indent=2) + "\n")
     result["path"] = str(path)
@@ -128,6 +130,9 @@ def summary_table(result: dict) -> str:
     for way, label in WAYS.items():
         m = result["metrics"][way]
         lines.append(f"  {label:26s}   {num(m['accuracy'])} {num(m['auc'])} {num(m['f1'])} {num(m['eer'])}")
+    for cat, m in result.get("per_category", {}).get("int8_tflm", {}).items():
+        lines.append(f"    {cat[:24]:24s}   {num(m['accuracy'])} {num(m['auc'])} {num(m['f1'])} {num(m['eer'])}"
+                     f"  (int8 TFLite Micro, n={m['n']})")
     bad = result["tflm_vs_ref_mismatched_images"]
     agree = f"TFLite Micro == TFLite reference on {result['n'] - bad}/{result['n']} images"
     if bad:

@@ -1,0 +1,94 @@
+"""Finding media files, reading videos frame by frame, and finding every face.
+
+Video reading and frame sampling live in `tinyfake.data.layouts.video`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tinyfake.data import faces
+from tinyfake.data.loaders import IMAGE_EXTS
+from tinyfake.data.layouts.video import (DEFAULT_FRAMES, VIDEO_EXTS, VideoInfo, read_sampled,  # noqa: F401
+                                         sample_indices, video_info)
+from tinyfake.errors import UserError
+
+
+def media_kind(path: Path) -> str | None:
+    ext = path.suffix.lower()
+    return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else None
+
+
+def find_media(paths) -> list[tuple[Path, Path]]:
+    """(file, root it was found under) for every image/video in `paths`
+    (files, or folders searched recursively)."""
+    found = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise UserError(f"{p} does not exist; give an image, a video or a folder of them")
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and media_kind(f))
+            if not files:
+                raise UserError(f"no images or videos in {p} (looked for "
+                                f"{', '.join(sorted(VIDEO_EXTS | IMAGE_EXTS))})")
+            found += [(f, p) for f in files]
+        else:
+            found.append((p, p.parent))
+    return found
+
+
+def read_image(path: Path) -> np.ndarray:
+    img = faces.read_rgb(path)
+    if img is None:
+        raise UserError(f"cannot read {path}: not an image OpenCV can decode (corrupt or unsupported format)")
+    return img
+
+
+def detect_faces(img: np.ndarray, min_fraction: float = 0.08) -> list[tuple[int, int, int, int]]:
+    """Every frontal face in an RGB image as (x, y, w, h), largest first.
+
+    The same cascades and fallbacks as `tinyfake.data.faces.detect_face`
+    (which keeps only the largest), smallest face `min_fraction` of the
+    shorter side (20 px at least); boxes mostly inside a larger one are dropped.
+    """
+    h, w = img.shape[:2]
+    scale = min(1.0, faces.DETECT_MAX_SIDE / max(h, w))
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        grey = cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    equalized = cv2.equalizeHist(grey)
+    min_side = max(20, int(min_fraction * min(grey.shape)))
+    for name, equalize, neighbours in faces.ATTEMPTS:
+        boxes = faces._cascade(name).detectMultiScale(equalized if equalize else grey, scaleFactor=1.1,
+                                                      minNeighbors=neighbours, minSize=(min_side, min_side))
+        if len(boxes):
+            boxes = sorted((tuple(int(round(v / scale)) for v in b) for b in boxes),
+                           key=lambda b: -b[2] * b[3])
+            kept: list[tuple[int, int, int, int]] = []
+            for b in boxes:
+                if all(_inter(b, k) < 0.5 * b[2] * b[3] for k in kept):
+                    kept.append(b)
+            return kept
+    return []
+
+
+def _inter(a, b) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return float(ix * iy)
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    inter = _inter(a, b)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def face_crop(img: np.ndarray, box, size: int, margin: float = 0.25) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The model's input for one face: the square around `box` grown by
+    `margin` (as training's `crop_face` does), resized to size x size."""
+    left, top, side = faces.square_crop_box(box, img.shape, margin)
+    return faces.resize(img[top:top + side, left:left + side], size), (left, top, side)

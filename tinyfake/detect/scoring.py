@@ -1,0 +1,115 @@
+"""Per-face int8 scores from a run's int8 model, on one of four engines.
+
+- `host` (default): tinyfake's compiled C (`runs/<name>/gen/`) built for
+  this machine with gcc (`tinyfake.compiler.hostbuild`): the code the board runs.
+- `tflite`: the TFLite Micro interpreter from the `tflite-micro` wheel.
+- `simulate`: the run's firmware in QEMU over the serial protocol.
+- `device`: a board on a serial port (`--port`), flashed with the run's firmware.
+
+All four take the same int8 input (the face crop quantized with the model's
+input scale) and return the raw int8 output; the score is
+P(fake) = sigmoid(dequantized logit).
+"""
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from tinyfake.errors import UserError
+from tinyfake.runs import RUNS_ROOT, RunDir
+
+BACKENDS = ("host", "tflite", "simulate")
+
+
+def find_run(path: str | None, runs_root: Path = RUNS_ROOT) -> RunDir:
+    """The run named, or the most recently exported one under runs/; it must hold model_int8.tflite."""
+    if path is None:
+        exported = sorted(runs_root.glob("*/model_int8.tflite"), key=lambda p: p.stat().st_mtime)
+        if not exported:
+            raise UserError(f"no exported run under {runs_root}/; give one with --run "
+                            "(train and export it with `tinyfake train` and `tinyfake export`)")
+        return RunDir(exported[-1].parent)
+    if not Path(path).is_dir():
+        raise UserError(f"run {path} does not exist; give a run directory with --run")
+    run = RunDir(Path(path))
+    if not run.tflite.exists():
+        raise UserError(f"{path} has no model_int8.tflite; run `tinyfake export {path}` first")
+    return run
+
+
+def _ensure_gen(run: RunDir, log) -> None:
+    """run/gen compiled from this run's .tflite (compiled now when missing or stale)."""
+    from tinyfake.compiler import compile_model
+    from tinyfake.firmware.model_header import read_model_header
+
+    digest = hashlib.sha256(run.tflite.read_bytes()).hexdigest()[:16]
+    if (run.gen / "model.h").exists() and read_model_header(run.gen).hash == digest:
+        return
+    log(f"compiling {run.tflite} -> {run.gen}/ ...")
+    compile_model(run.tflite, run.gen, name=run.root.resolve().name)
+
+
+class Scorer:
+    """`outputs(int8 inputs (N,H,W,C)) -> int8 outputs (N, out_bytes)`; `scores` applies the sigmoid."""
+
+    def __init__(self, run: RunDir, backend: str, describe: str, infer):
+        from tinyfake.export.tflite_int8 import io_quant
+
+        self.run, self.backend, self.describe, self._infer = run, backend, describe, infer
+        self.in_q, self.out_q = io_quant(run.tflite)
+        self.size = int(self.in_q.shape[1])
+        if self.in_q.shape[1] != self.in_q.shape[2] or self.in_q.shape[3] != 3:
+            raise UserError(f"{run.tflite} takes {self.in_q.shape[1:]} inputs; detect needs square RGB faces")
+        self.model_hash = hashlib.sha256(run.tflite.read_bytes()).hexdigest()[:16]
+
+    def quantize(self, faces_uint8: np.ndarray) -> np.ndarray:
+        from tinyfake.data.tensors import quantize_input
+        return quantize_input(faces_uint8, self.in_q.scale, self.in_q.zero_point)
+
+    def outputs(self, q: np.ndarray) -> np.ndarray:
+        if len(q) == 0:
+            return np.zeros((0, int(np.prod(self.out_q.shape[1:]))), np.int8)
+        return np.stack([np.asarray(self._infer(x), np.int8).reshape(-1) for x in q])
+
+    def scores(self, raw: np.ndarray) -> np.ndarray:
+        from tinyfake.export.tflite_int8 import dequantize
+        logit = dequantize(np.asarray(raw, np.int8), self.out_q).reshape(len(raw), -1)[:, -1]
+        return 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
+
+
+@contextmanager
+def open_scorer(run: RunDir, backend: str = "host", *, port: str | None = None,
+                board: str = "stm32h743", log=print):
+    """Yield a `Scorer` for the run on `backend` (host, tflite, simulate) or on a board at `port`."""
+    if port is not None:
+        backend = "device"
+    if backend == "host":
+        from tinyfake.compiler.hostbuild import HostModel, build_host
+        from tinyfake.firmware.model_header import read_model_header
+
+        _ensure_gen(run, log)
+        info = read_model_header(run.gen)
+        model = HostModel(build_host(run.gen), info.input_bytes, info.output_bytes)
+        yield Scorer(run, "host", "tinyfake compiled C (host build)", model.run)
+    elif backend == "tflite":
+        from tinyfake.export.tflm import tflm_outputs
+        yield Scorer(run, "tflite", "TFLite Micro (host interpreter)",
+                     lambda x: tflm_outputs(run.tflite, x[None])[0])
+    elif backend in ("simulate", "device"):
+        from tinyfake.firmware.boards import load_board
+        from tinyfake.harness.target import connect
+        from tinyfake.harness.verify import check_run, ensure_firmware
+
+        _ensure_gen(run, log)
+        b = load_board(board)
+        model = check_run(run)
+        elf, sim_elf = ensure_firmware(run, b, log)
+        with connect(b, port=port, simulate=backend == "simulate", sim_elf=sim_elf, board_elf=elf,
+                     expected_hash=model.hash) as (dev, platform):
+            dev.hello()
+            yield Scorer(run, backend, platform, lambda x: dev.infer(x).output)
+    else:
+        raise UserError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
