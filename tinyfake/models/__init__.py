@@ -18,12 +18,31 @@ def _phinet(input_size: int, **kwargs) -> nn.Module:
     return PhiNetClassifier(input_size, **kwargs)
 
 
+def _micronet(variant: str):
+    def build(input_size: int, **kwargs) -> nn.Module:
+        from tinyfake.models.micronet import MicroNet
+
+        return MicroNet(input_size, variant, num_classes=1, **kwargs)
+    return build
+
+
+def _binary(input_size: int, **kwargs) -> nn.Module:
+    from tinyfake.models.binary import BinaryNet
+
+    return BinaryNet(input_size, **kwargs)
+
+
 # arch -> (builder, default kwargs, one-line description)
 MODELS: dict[str, tuple] = {
     "phinet": (_phinet,
                dict(alpha=0.25, beta=0.75, t_zero=5.0, num_layers=7, in_channels=3,
                     squeeze_excite=True, h_swish=True),
                "micromind PhiNet + global-average-pool + linear head"),
+    **{f"micronet-{v}": (_micronet(v), dict(dropout=0.05),
+                         f"MicroNet-{v.upper()} (ICCV 2021): micro-factorized convs, Dynamic Shift-Max")
+       for v in ("m0", "m1", "m2", "m3")},
+    "binary": (_binary, dict(width=16, blocks=4, channels="rgb"),
+               "binary (1-bit weights and activations) ReActNet-style net, int8 stem and head"),
 }
 
 MIN_INPUT_SIZE = 32  # five stride-2 stages

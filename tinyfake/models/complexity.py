@@ -4,7 +4,9 @@ MACs are those of convolutions (any groups, so depthwise too) and linear
 layers: what the int8 kernels multiply. BatchNorm folds into the preceding
 convolution at export, and activations, adds, pooling and elementwise products
 are not multiply-accumulates, so they count 0. Works for any nn.Module built
-from standard layers (subclasses of Conv/Linear included).
+from standard layers (subclasses of Conv/Linear included). A custom module
+whose own arithmetic has multiplies (e.g. MicroNet's Dynamic Shift-Max)
+declares them with a method `macs(input, output) -> int` per sample.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ def _layer_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
         return out.numel() * module.in_features
     if isinstance(module, nn.Bilinear):
         return out.numel() * module.in1_features * module.in2_features
+    if callable(getattr(module, "macs", None)):
+        return int(module.macs(inp, out)) * inp.shape[0]
     return 0
 
 
@@ -39,7 +43,8 @@ def count_macs_params(model: nn.Module, input_shape) -> tuple[int, int]:
         total[0] += _layer_macs(module, inputs[0], output)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (_ConvNd, nn.Linear, nn.Bilinear))]
+               if isinstance(m, (_ConvNd, nn.Linear, nn.Bilinear))
+               or callable(getattr(m, "macs", None))]
     was_training = model.training
     try:
         model.eval()

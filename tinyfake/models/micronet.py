@@ -1,0 +1,281 @@
+"""MicroNet M0-M3 (Li et al., "MicroNet: Improving Image Recognition with
+Extremely Low FLOPs", ICCV 2021) with a one-logit detector head.
+
+Building blocks, as in the paper:
+- micro-factorized depthwise convolution: a k x 1 depthwise conv followed by
+  a 1 x k depthwise conv (each may multiply the channels);
+- micro-factorized pointwise convolution: a grouped 1x1 conv, a channel
+  shuffle, and another grouped 1x1 conv;
+- Dynamic Shift-Max: a squeeze-excite-like branch (GAP -> FC -> ReLU -> FC ->
+  h-sigmoid) produces per-channel coefficients that mix each channel with a
+  circularly shifted channel (next group, next channel in the group); with
+  two branches it takes the max of two such mixtures;
+- Micro-Blocks A (depthwise expands, one grouped pointwise compresses),
+  B and C (grouped pointwise expands, factorized depthwise, grouped pointwise
+  compresses), and a last block that only expands.
+
+The layer tables are the published configurations (paper Table 1/Appendix;
+same numbers as the authors' release). At 224x224 with a 1000-class head the
+parameter and MAC counts match the paper (see tests/test_micronet.py).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class Row(NamedTuple):
+    """One Micro-Block: stride, output channels, kernel, channel expansions
+    (depthwise c1, then pointwise/depthwise c2), groups of the expanding 1x1
+    (g1) and of its shuffle/shift-max (g2), groups of the compressing 1x1 (g3)
+    and its shuffle/shift-max (g4); y1/y2/y3 pick the activation after each of
+    the three convs (0 = ReLU6 or none, 1 = one-branch, 2 = two-branch
+    Dynamic Shift-Max); r scales the shift-max reduction."""
+    s: int
+    c: int
+    k: int
+    c1: int
+    c2: int
+    g1: int
+    g2: int
+    g3: int
+    g4: int
+    y1: int
+    y2: int
+    y3: int
+    r: int
+
+
+def _rows(*rows):
+    return [Row(*r) for r in rows]
+
+
+# variant -> stem groups (a, b): 3 -> a (k x 1) -> a*b (1 x k); head width;
+# reduction; initial shift-max coefficients (a1/a2, b1/b2); layer table.
+CONFIGS = {
+    "m0": dict(stem=(2, 2), head=640, reduction=8, init_a=(1.0, 1.0), init_b=(0.0, 0.0), rows=_rows(
+        (2, 8, 3, 2, 2, 0, 4, 2, 2, 2, 0, 1, 1),
+        (2, 12, 3, 2, 2, 0, 8, 4, 4, 2, 2, 1, 1),
+        (2, 16, 5, 2, 2, 0, 12, 4, 4, 2, 2, 1, 1),
+        (1, 32, 5, 1, 4, 4, 4, 4, 4, 2, 2, 1, 1),
+        (2, 64, 5, 1, 4, 8, 8, 8, 8, 2, 2, 1, 1),
+        (1, 96, 3, 1, 4, 8, 8, 8, 8, 2, 2, 1, 2),
+        (1, 384, 3, 1, 4, 12, 12, 0, 0, 2, 2, 1, 2))),
+    "m1": dict(stem=(3, 2), head=960, reduction=8, init_a=(1.0, 1.0), init_b=(0.0, 0.0), rows=_rows(
+        (2, 8, 3, 2, 2, 0, 6, 2, 2, 2, 0, 1, 1),
+        (2, 16, 3, 2, 2, 0, 8, 4, 4, 2, 2, 1, 1),
+        (2, 16, 5, 2, 2, 0, 16, 4, 4, 2, 2, 1, 1),
+        (1, 32, 5, 1, 6, 4, 4, 4, 4, 2, 2, 1, 1),
+        (2, 64, 5, 1, 6, 8, 8, 8, 8, 2, 2, 1, 1),
+        (1, 96, 3, 1, 6, 8, 8, 8, 8, 2, 2, 1, 2),
+        (1, 576, 3, 1, 6, 12, 12, 0, 0, 2, 2, 1, 2))),
+    "m2": dict(stem=(4, 2), head=1024, reduction=8, init_a=(1.0, 1.0), init_b=(0.0, 0.0), rows=_rows(
+        (2, 12, 3, 2, 2, 0, 8, 4, 4, 2, 0, 1, 1),
+        (2, 16, 3, 2, 2, 0, 12, 4, 4, 2, 2, 1, 1),
+        (1, 24, 3, 2, 2, 0, 16, 4, 4, 2, 2, 1, 1),
+        (2, 32, 5, 1, 6, 6, 6, 4, 4, 2, 2, 1, 1),
+        (1, 32, 5, 1, 6, 8, 8, 4, 4, 2, 2, 1, 2),
+        (1, 64, 5, 1, 6, 8, 8, 8, 8, 2, 2, 1, 2),
+        (2, 96, 5, 1, 6, 8, 8, 8, 8, 2, 2, 1, 2),
+        (1, 128, 3, 1, 6, 12, 12, 8, 8, 2, 2, 1, 2),
+        (1, 768, 3, 1, 6, 16, 16, 0, 0, 2, 2, 1, 2))),
+    "m3": dict(stem=(4, 3), head=1024, reduction=8, init_a=(1.0, 0.5), init_b=(0.0, 0.5), rows=_rows(
+        (2, 16, 3, 2, 2, 0, 12, 4, 4, 0, 2, 0, 1),
+        (2, 24, 3, 2, 2, 0, 16, 4, 4, 0, 2, 0, 1),
+        (1, 24, 3, 2, 2, 0, 24, 4, 4, 0, 2, 0, 1),
+        (2, 32, 5, 1, 6, 6, 6, 4, 4, 0, 2, 0, 1),
+        (1, 32, 5, 1, 6, 8, 8, 4, 4, 0, 2, 0, 2),
+        (1, 64, 5, 1, 6, 8, 8, 8, 8, 0, 2, 0, 2),
+        (1, 80, 5, 1, 6, 8, 8, 8, 8, 0, 2, 0, 2),
+        (1, 80, 5, 1, 6, 10, 10, 8, 8, 0, 2, 0, 2),
+        (2, 120, 5, 1, 6, 10, 10, 10, 10, 0, 2, 0, 2),
+        (1, 120, 5, 1, 6, 12, 12, 10, 10, 0, 2, 0, 2),
+        (1, 144, 3, 1, 6, 12, 12, 12, 12, 0, 2, 0, 2),
+        (1, 864, 3, 1, 6, 12, 12, 0, 0, 0, 2, 0, 2))),
+}
+
+
+def _round4(v: float) -> int:
+    """Nearest multiple of 4 (at least 4), never more than 10% below v."""
+    r = max(4, int(v + 2) // 4 * 4)
+    return r + 4 if r < 0.9 * v else r
+
+
+class HSigmoid(nn.Module):
+    def forward(self, x):
+        return nn.functional.relu6(x + 3.0) / 6.0
+
+
+class ChannelShuffle(nn.Module):
+    """(g groups of c/g channels) -> (c/g groups of g channels): output channel
+    j*g + i is input channel i*(c/g) + j. Applied as a fixed channel gather
+    (exports as one Gather, no 5-D reshape/transpose)."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        c = x.shape[1]
+        if self.groups in (1, c):
+            return x
+        perm = torch.arange(c, device=x.device).view(self.groups, c // self.groups).t().reshape(-1)
+        return x.index_select(1, perm)
+
+
+def shift_index(channels: int, groups: int) -> torch.Tensor:
+    """Channel i = (group gi, member ci) reads ((gi+1) mod G, (ci+1) mod C/G)."""
+    gc = channels // groups
+    i = torch.arange(channels)
+    return ((i // gc + 1) % groups) * gc + (i % gc + 1) % gc
+
+
+class DynamicShiftMax(nn.Module):
+    """y = max_j (a_j * x + b_j * shift(x)) over 1 or 2 branches, with a_j, b_j
+    per channel from GAP -> FC -> ReLU -> FC -> h-sigmoid, mapped to
+    [-act_max, act_max] around (init_a, init_b)."""
+
+    def __init__(self, channels: int, reduction: int, groups: int, branches: int,
+                 init_a=(1.0, 0.0), init_b=(0.0, 0.0), act_max: float = 2.0):
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"{channels} channels do not split into {groups} groups")
+        self.branches = branches
+        self.scale = 2.0 * act_max
+        squeeze = _round4(channels // reduction)
+        self.fc1 = nn.Linear(channels, squeeze)
+        self.fc2 = nn.Linear(squeeze, 2 * branches * channels)
+        self.register_buffer("init", torch.tensor(
+            [init_a[0], init_b[0], init_a[1], init_b[1]][:2 * branches]).repeat_interleave(channels))
+        self.register_buffer("index", shift_index(channels, groups), persistent=False)
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        y = torch.relu(self.fc1(x.mean((2, 3))))
+        coef = (HSigmoid()(self.fc2(y)) - 0.5) * self.scale + self.init
+        a1, b1, *rest = [coef[:, i * c:(i + 1) * c].reshape(b, c, 1, 1)
+                         for i in range(2 * self.branches)]
+        shifted = x.index_select(1, self.index)
+        out = x * a1 + shifted * b1
+        if self.branches == 2:
+            out = torch.maximum(out, x * rest[0] + shifted * rest[1])
+        return out
+
+    def macs(self, inp: torch.Tensor, out: torch.Tensor) -> int:
+        """Elementwise multiplies of the mixture (the FCs are counted as Linear)."""
+        return 2 * self.branches * out[0].numel()
+
+
+def _bn_conv(cin, cout, kernel, stride=(1, 1), groups=1) -> list[nn.Module]:
+    kh, kw = kernel
+    sh, sw = stride
+    return [nn.Conv2d(cin, cout, (kh, kw), (sh, sw), (kh // 2, kw // 2), groups=groups, bias=False),
+            nn.BatchNorm2d(cout)]
+
+
+def factorized_depthwise(cin: int, e1: int, e2: int, k: int, stride: int) -> list[nn.Module]:
+    """k x 1 depthwise (x e1 channels) then 1 x k depthwise (x e2 channels)."""
+    return (_bn_conv(cin, cin * e1, (k, 1), (stride, 1), groups=cin)
+            + _bn_conv(cin * e1, cin * e1 * e2, (1, k), (1, stride), groups=cin * e1))
+
+
+def grouped_pointwise(cin: int, cout: int, groups: int) -> list[nn.Module]:
+    return _bn_conv(cin, cout, (1, 1), groups=groups)
+
+
+class MicroBlock(nn.Module):
+    """Micro-Block A (g1 == 0), B/C (g4 != 0) or the last expanding block (g4 == 0)."""
+
+    def __init__(self, cin: int, row: Row, reduction: int, init_a, init_b):
+        super().__init__()
+        r = row
+        red = reduction * r.r
+        hidden = cin * r.c1 * r.c2
+        self.residual = r.s == 1 and cin == r.c
+
+        def act(channels, y, groups, reduce, a=init_a, b=init_b):
+            if y == 0:
+                return nn.ReLU6()
+            return DynamicShiftMax(channels, reduce, groups, y, a, b)
+
+        def out_act(channels, groups, reduce):
+            return DynamicShiftMax(channels, reduce, groups, 1, (1.0, 0.0), (0.0, 0.0))
+
+        layers: list[nn.Module] = []
+        if r.g1 == 0:  # A: depthwise expands, grouped pointwise compresses
+            layers += factorized_depthwise(cin, r.c1, r.c2, r.k, r.s)
+            layers += [act(hidden, r.y2, r.g2, red), ChannelShuffle(r.g2)]
+            if r.y2:
+                layers.append(ChannelShuffle(hidden // 2))
+            layers += grouped_pointwise(hidden, r.c, r.g3)
+            if r.y3:
+                layers.append(out_act(r.c, r.g4, red // 2))
+            layers.append(ChannelShuffle(r.g4))
+            if r.y3 and r.c % 2 == 0:
+                layers.append(ChannelShuffle(r.c // 2))
+        elif r.g4 == 0:  # last: grouped pointwise expands only
+            layers += grouped_pointwise(cin, hidden, r.g1)
+            if r.y3:
+                layers.append(out_act(hidden, r.g2, red))
+        else:  # B / C: expand, factorized depthwise, compress
+            layers += grouped_pointwise(cin, hidden, r.g1)
+            layers += [act(hidden, r.y1, r.g2, red), ChannelShuffle(r.g2)]
+            layers += factorized_depthwise(hidden, 1, 1, r.k, r.s)
+            layers.append(act(hidden, r.y2, hidden // r.g2 if r.g2 != 1 else 1, red))
+            if r.y1 and r.y2:
+                layers.append(ChannelShuffle(hidden // 4))
+            elif r.y1 or r.y2:
+                layers.append(ChannelShuffle(hidden // 2))
+            layers += grouped_pointwise(hidden, r.c, r.g3)
+            if r.y3:
+                layers.append(out_act(r.c, r.g4, red // 2 if r.c < hidden else red))
+            layers.append(ChannelShuffle(r.g4))
+            if r.y3:
+                layers.append(ChannelShuffle(r.c // 2))
+        self.layers = nn.Sequential(*[m for m in layers
+                                      if not (isinstance(m, ChannelShuffle) and m.groups == 1)])
+
+    def forward(self, x):
+        out = self.layers(x)
+        return out + x if self.residual else out
+
+
+class MicroNet(nn.Module):
+    """MicroNet backbone + ReLU6/GAP/h-swish + FC(head)-BN-h-swish + FC(num_classes).
+
+    num_classes=1 is the detector (one logit); 1000 is the ImageNet form the
+    paper counts."""
+
+    def __init__(self, input_size: int, variant: str = "m0", num_classes: int = 1,
+                 dropout: float = 0.05, in_channels: int = 3):
+        super().__init__()
+        if variant not in CONFIGS:
+            raise ValueError(f"unknown MicroNet variant {variant!r}")
+        cfg = CONFIGS[variant]
+        a, b = cfg["stem"]
+        stem = a * b
+        self.stem = nn.Sequential(
+            *_bn_conv(in_channels, a, (3, 1), (2, 1)),
+            *_bn_conv(a, stem, (1, 3), (1, 2), groups=a),
+            ChannelShuffle(a), nn.ReLU6())
+        blocks, cin = [], stem
+        for row in cfg["rows"]:
+            blocks.append(MicroBlock(cin, row, cfg["reduction"], cfg["init_a"], cfg["init_b"]))
+            cin = row.c if row.g4 else cin * row.c1 * row.c2
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.Sequential(nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Hardswish())
+        self.head = nn.Sequential(nn.Linear(cin, cfg["head"]), nn.BatchNorm1d(cfg["head"]),
+                                  nn.Hardswish(), nn.Dropout(dropout))
+        self.fc = nn.Linear(cfg["head"], num_classes)
+        self.features = cin
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        return self.fc(self.head(self.pool(self.blocks(self.stem(x)))))
