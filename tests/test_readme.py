@@ -1,0 +1,16 @@
+"""The README's numbers come from the committed benchmark results."""
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_engine_table_in_readme_is_generated_from_engine_json():
+    spec = importlib.util.spec_from_file_location("bench_engine_for_readme", REPO / "scripts" / "bench_engine.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    doc = json.loads((REPO / "bench" / "results" / "engine.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    assert bench.readme_with_table(readme, bench.table_markdown(doc)) == readme, \
+        "README's engine table is stale: run scripts/bench_engine.py --readme"
