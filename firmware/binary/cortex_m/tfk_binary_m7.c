@@ -3,10 +3,16 @@
  * For each output pixel and channel, the XOR words of all taps are reduced
  * with a bit-sliced popcount: 2-bit and 4-bit partial counts per word, then
  * byte counts summed over up to 31 words (31 * 8 < 256) before one
- * multiply-based horizontal sum. Interior outputs skip the border tests.
+ * multiply-based horizontal sum. Interior outputs skip the border tests:
+ * their k*k*words input words are gathered once per pixel, so each output
+ * channel is a single contiguous popcount run (pixel_channels).
  * Same result as tfkb_conv (host reference: tinyfake/models/binary.py).
  */
 #include "../tfk_binary.h"
+
+/* Interior outputs gather their k*k*words input words (up to this many, on
+ * the stack) so every output channel is one contiguous popcount run. */
+#define TFKB_M7_GATHER 288
 
 static inline uint32_t nibble_counts(uint32_t v)
 {
@@ -52,6 +58,30 @@ static inline int xor_pop(const uint32_t *a, const uint32_t *b, int n)
     return total;
 }
 
+/* All output channels of one interior pixel: `total` gathered input words
+ * against each channel's `total` contiguous weight words. Kept out of line
+ * so its small loop gets the registers. */
+__attribute__((noinline)) static void pixel_channels(const uint32_t *xg, const uint32_t *wt,
+                                                     int total, int oc, int n,
+                                                     const int32_t *mult, const int32_t *bias,
+                                                     int shift, int8_t *po)
+{
+    if (total <= 30) {  /* byte counts cannot overflow: one horizontal sum */
+        for (int o = 0; o < oc; o++, wt += total) {
+            uint32_t acc = 0;
+            int i = 0;
+            for (; i + 1 < total; i += 2)
+                acc += nibble_counts(xg[i] ^ wt[i]) + nibble_counts(xg[i + 1] ^ wt[i + 1]);
+            if (i < total)
+                acc += nibble_counts(xg[i] ^ wt[i]);
+            po[o] = requant(n - 2 * hsum_bytes(acc), mult[o], bias[o], shift);
+        }
+        return;
+    }
+    for (int o = 0; o < oc; o++, wt += total)
+        po[o] = requant(n - 2 * xor_pop(xg, wt, total), mult[o], bias[o], shift);
+}
+
 void tfkb_conv_m7(const uint32_t *x, int h, int w, int channels, const uint32_t *wt, int oc,
                   int k, int stride, int pad, const int32_t *mult, const int32_t *bias,
                   int shift, int8_t *out)
@@ -72,6 +102,19 @@ void tfkb_conv_m7(const uint32_t *x, int h, int w, int channels, const uint32_t 
             const int n = taps * channels;
             const int span = (kx1 - kx0) * nw; /* contiguous input words per row */
             int8_t *po = out + (oy * ow + ox) * oc;
+            if (taps == k * k && k * row_words <= TFKB_M7_GATHER) {
+                /* interior: gather the k rows of input words once; each output
+                   channel is then one popcount run over k*k*nw contiguous words
+                   (weights [o][ky][kx][words] are contiguous per channel) */
+                uint32_t xg[TFKB_M7_GATHER];
+                for (int ky = 0; ky < k; ky++) {
+                    const uint32_t *px = x + ((y0 + ky) * w + x0) * nw;
+                    for (int i = 0; i < row_words; i++)
+                        xg[ky * row_words + i] = px[i];
+                }
+                pixel_channels(xg, wt, k * row_words, oc, n, mult, bias, shift, po);
+                continue;
+            }
             for (int o = 0; o < oc; o++) {
                 const uint32_t *wo = wt + o * k * row_words;
                 int mism = 0;
