@@ -251,6 +251,13 @@ void tfk_add(const tfk_add_params *p, const tfk_bcast *bc, int32_t n,
 void tfk_mul(const tfk_mul_params *p, const tfk_bcast *bc, int32_t n,
              const int8_t *a, const int8_t *b, int8_t *out);
 
+/* MAXIMUM / MINIMUM: the larger / smaller raw int8 value, element by element
+ * (TFLite compares the quantized values as they are; the converter gives
+ * both inputs and the output one scale). bc / n as for tfk_add. Safe in
+ * place. */
+void tfk_maximum(const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out);
+void tfk_minimum(const tfk_bcast *bc, int32_t n, const int8_t *a, const int8_t *b, int8_t *out);
+
 /* ---- reductions and pooling ---------------------------------------------- */
 
 /* MEAN over a contiguous block of axes: input viewed as [outer][reduce][inner]. */
@@ -287,6 +294,21 @@ void tfk_pad(const tfk_pad_params *p, const int8_t *in, int8_t *out);
  * bytes to each of `outer` output rows. */
 void tfk_concat(int32_t outer, int32_t n_inputs, const int8_t *const *inputs,
                 const int32_t *sizes, int8_t *out);
+
+/* GATHER along one axis with constant positions: input viewed as
+ * [outer][axis_size][inner], output [outer][n_index][inner],
+ * out[o][j][:] = in[o][index[j]][:]. Not in place. */
+void tfk_gather(int32_t outer, int32_t axis_size, int32_t inner, int32_t n_index,
+                const int32_t *index, const int8_t *in, int8_t *out);
+
+/* TRANSPOSE of a (up to) 4D tensor: out_dims is the output shape and
+ * in_stride[d] the input element stride of output dimension d. Not in place. */
+typedef struct {
+  int32_t out_dims[4];
+  int32_t in_stride[4];
+} tfk_transpose_params;
+
+void tfk_transpose(const tfk_transpose_params *p, const int8_t *in, int8_t *out);
 
 /* Any int8 -> int8 unary op (HARD_SWISH, LOGISTIC, requantize, ...) as a
  * 256-entry table indexed by the input's bit pattern. Safe in place. */

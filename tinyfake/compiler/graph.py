@@ -9,7 +9,7 @@ out-of-bounds taps are skipped exactly like taps that read the zero point).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,8 +18,9 @@ from tinyfake.compiler.reader import Model, Operator, Tensor
 from tinyfake.errors import UserError
 
 SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
-             "EXPAND_DIMS", "FULLY_CONNECTED", "HARD_SWISH", "LOGISTIC", "MAX_POOL_2D",
-             "MEAN", "MUL", "PAD", "PADV2", "QUANTIZE", "RESHAPE", "SOFTMAX", "SQUEEZE")
+             "EXPAND_DIMS", "FULLY_CONNECTED", "GATHER", "HARD_SWISH", "LOGISTIC", "MAXIMUM",
+             "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL", "PAD", "PADV2", "QUANTIZE", "RESHAPE",
+             "SOFTMAX", "SQUEEZE", "TRANSPOSE")
 
 # Runtime source files per kernel family (paths relative to the repo root).
 RUNTIME_SOURCES = {
@@ -32,6 +33,8 @@ RUNTIME_SOURCES = {
     "pool": ["firmware/runtime/tfk_pool.c"],
     "data": ["firmware/runtime/tfk_data.c"],
     "softmax": ["firmware/runtime/tfk_softmax.c"],
+    "minmax": ["firmware/runtime/tfk_minmax.c"],
+    "gather": ["firmware/runtime/tfk_gather.c"],
 }
 
 
@@ -123,6 +126,7 @@ class _Lowering:
         self.aliases: dict[int, int] = {}
         self.folded: dict[int, str] = {}
         self.fused_pad: dict[int, tuple[int, list[int]]] = {}  # conv op -> (pad input, before[4])
+        self.fused_gather: dict[int, tuple[int, int, int]] = {}  # gather op -> (input, axis, output)
 
     # -- helpers --------------------------------------------------------------
     def t(self, i: int) -> Tensor:
@@ -200,8 +204,43 @@ class _Lowering:
         return out.quant.zp
 
     # -- pass 2: one step per operator ----------------------------------------
+    def plan_transpose_gather(self):
+        """TRANSPOSE(p) -> GATHER(axis k) -> TRANSPOSE(p^-1) (what onnx2tf makes of
+        some channel gathers) is one GATHER on axis p[k] of the first input."""
+        for op in self.m.operators:
+            if op.opcode != "TRANSPOSE" or len(op.outputs) != 1 or op.index in self.folded:
+                continue
+            mid = op.outputs[0]
+            users = self.consumers.get(mid, [])
+            if len(users) != 1 or mid in self.m.outputs:
+                continue
+            g = self.m.operators[users[0]]
+            if g.opcode != "GATHER" or g.inputs[0] != mid or not self.t(g.inputs[1]).is_const:
+                continue
+            if int(g.options.get("batchDims", 0) or 0) != 0 or len(self.t(g.inputs[1]).shape) != 1:
+                continue
+            g_users = self.consumers.get(g.outputs[0], [])
+            if len(g_users) != 1 or g.outputs[0] in self.m.outputs:
+                continue
+            t2 = self.m.operators[g_users[0]]
+            if t2.opcode != "TRANSPOSE" or not self.t(op.inputs[1]).is_const \
+                    or not self.t(t2.inputs[1]).is_const:
+                continue
+            p = [int(v) for v in self.t(op.inputs[1]).data.reshape(-1)]
+            q = [int(v) for v in self.t(t2.inputs[1]).data.reshape(-1)]
+            if len(p) != len(q) or any(p[q[i]] != i for i in range(len(p))):
+                continue
+            rank = len(p)
+            k = int(g.options.get("axis", 0) or 0)
+            k = k + rank if k < 0 else k
+            self.fused_gather[g.index] = (op.inputs[0], p[k], t2.outputs[0])
+            for t_op in (op, t2):
+                self.folded[t_op.index] = (f"fused into op {g.index} (GATHER on axis {p[k]} "
+                                           "of the untransposed tensor)")
+
     def run(self) -> Lowered:
         self.plan_pad_fusion()
+        self.plan_transpose_gather()
         for op in self.m.operators:
             if op.index in self.folded:
                 continue
@@ -249,10 +288,17 @@ class _Lowering:
             wo, kh, kw, wc = w.shape
             if wo != oc:
                 raise _err(op, f"filter {w.shape} does not match output {y.shape}")
-            if wc != ic:
-                raise _err(op, f"grouped convolution (filter depth {wc}, input depth {ic}) "
-                               "is not supported")
             dm = 1
+            if wc != ic:
+                if wc != 1 or ic % wc or oc % ic:
+                    raise _err(op, f"grouped convolution (filter depth {wc}, input depth {ic}) "
+                                   "is only supported with one input channel per group")
+                # groups == input depth: each output channel reads one input
+                # channel, output o from input o // (oc / ic) -- a depthwise
+                # convolution with depth multiplier oc / ic (same arithmetic)
+                w = replace(w, shape=(1, kh, kw, oc), data=np.ascontiguousarray(
+                    w.data.transpose(3, 1, 2, 0)))
+                depthwise, dm = True, oc // ic
         # padding of the tensor the TFLite op sees (the PAD output when fused)
         ph_in, pw_in = ih, iw
         if op.index in self.fused_pad:
@@ -289,6 +335,8 @@ class _Lowering:
                   consts[0].name, bias, consts[1].name, consts[2].name]
         macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
         note = f"{kh}x{kw} stride {sh}x{sw}, pad {pad_top}/{pad_left}"
+        if op.opcode == "CONV_2D" and depthwise:
+            note += f" (grouped CONV_2D, {ic} groups: depthwise x{dm})"
         if op.index in self.fused_pad:
             note += " (includes the preceding PAD)"
         wdata = w.data.astype(np.int64)
@@ -501,6 +549,90 @@ class _Lowering:
 
     def op_add(self, op):
         self._binary(op, "add")
+
+    def _minmax(self, op, fn: str):
+        """MAXIMUM / MINIMUM: raw int8 comparison (TFLite rescales nothing);
+        an input may be a constant (e.g. the bound of a clip)."""
+        y = self.act(op, op.outputs[0], "output")
+        ts, names, consts = [], [], []
+        for k, i in enumerate(op.inputs[:2]):
+            t = self.t(i)
+            if t.is_const:
+                if t.dtype != "int8":
+                    raise _err(op, f"constant input {k + 1} is {t.dtype}; expected int8")
+                consts.append(Const(self.cname(op, f"c{k}"), "int8_t", t.data.reshape(-1)))
+                names.append(consts[-1].name)
+            else:
+                t = self.act(op, i, f"input {k + 1}")
+                names.append(None)
+            ts.append(t)
+        a, b = ts
+        bc, inplace = self._broadcast(op, a, b, y)
+        acts = [t.index for t, nm in zip(ts, names) if nm is None]
+        slot = iter(range(len(acts)))
+        args = [nm if nm is not None else "{in%d}" % next(slot) for nm in names]
+        bcp = "0" if bc is None else f"&{self.cname(op, 'bc')}"
+        call = f"{fn}({bcp}, {y.size}, {args[0]}, {args[1]}, {{out}})"
+        self.steps.append(Step(op, "minmax", None, [], call, acts, y.index, consts,
+                               inplace=[i for i in inplace if i in acts], bcast=bc))
+
+    def op_maximum(self, op):
+        self._minmax(op, "tfk_maximum")
+
+    def op_minimum(self, op):
+        self._minmax(op, "tfk_minimum")
+
+    def op_gather(self, op):
+        x_idx, axis, y_idx = op.inputs[0], None, op.outputs[0]
+        if op.index in self.fused_gather:
+            x_idx, axis, y_idx = self.fused_gather[op.index]
+        x, y = self.act(op, x_idx, "input"), self.act(op, y_idx, "output")
+        pos = self.const(op, op.inputs[1], "positions")
+        if pos.dtype not in ("int32", "int64"):
+            raise _err(op, f"positions are {pos.dtype}; expected int32")
+        if int(op.options.get("batchDims", 0) or 0) != 0:
+            raise _err(op, "batch_dims != 0 is not supported")
+        rank = len(x.shape)
+        if axis is None:
+            axis = int(op.options.get("axis", 0) or 0)
+            axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank:
+            raise _err(op, f"axis {axis} is out of range for input {x.shape}")
+        idx = np.asarray(pos.data).reshape(-1).astype(np.int64)
+        if (idx < 0).any() or (idx >= x.shape[axis]).any():
+            raise _err(op, f"positions out of range [0, {x.shape[axis]})")
+        outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+        inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+        if outer * idx.size * inner != y.size:
+            raise _err(op, f"output {y.shape} does not match gathering {idx.size} of {x.shape}")
+        c = Const(self.cname(op, "idx"), "int32_t", idx)
+        note = f"{idx.size} of {x.shape[axis]} along axis {axis}"
+        if op.index in self.fused_gather:
+            note += " (includes the surrounding TRANSPOSEs)"
+        self.steps.append(Step(op, "gather", None, [],
+                               f"tfk_gather({outer}, {x.shape[axis]}, {inner}, {idx.size}, "
+                               f"{c.name}, {{in0}}, {{out}})", [x.index], y.index, [c], note=note))
+
+    def op_transpose(self, op):
+        x, y = self.act(op, op.inputs[0], "input"), self.act(op, op.outputs[0], "output")
+        perm = [int(v) for v in self.const(op, op.inputs[1], "perm").data.reshape(-1)]
+        rank = len(x.shape)
+        if rank > 4 or sorted(perm) != list(range(rank)):
+            raise _err(op, f"permutation {perm} of a rank-{rank} tensor is not supported")
+        pad = 4 - rank
+        perm4 = list(range(pad)) + [p + pad for p in perm]
+        in4 = _shape4(x.shape, op, "input")
+        strides, acc = [0] * 4, 1
+        for d in range(3, -1, -1):
+            strides[d] = acc
+            acc *= in4[d]
+        out4 = [in4[p] for p in perm4]
+        if out4 != _shape4(y.shape, op, "output"):
+            raise _err(op, f"output {y.shape} is not {x.shape} permuted by {perm}")
+        params = [out4, [strides[p] for p in perm4]]
+        self.steps.append(Step(op, "gather", "tfk_transpose_params", params,
+                               "tfk_transpose({p}, {in0}, {out})", [x.index], y.index,
+                               note=f"perm {perm}"))
 
     def op_mul(self, op):
         self._binary(op, "mul")

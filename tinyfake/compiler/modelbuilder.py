@@ -125,4 +125,6 @@ _OPTIONS = {
     "PAD": "PadOptions", "PADV2": "PadV2Options", "RESHAPE": "ReshapeOptions",
     "CONCATENATION": "ConcatenationOptions", "SOFTMAX": "SoftmaxOptions",
     "HARD_SWISH": "HardSwishOptions", "QUANTIZE": "QuantizeOptions", "SQUEEZE": "SqueezeOptions",
+    "GATHER": "GatherOptions", "TRANSPOSE": "TransposeOptions",
+    "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions",
 }

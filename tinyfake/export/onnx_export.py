@@ -34,6 +34,9 @@ def export_onnx(model: torch.nn.Module, input_size: int, path: str | Path,
     check_opset(opset)
     path = Path(path)
     model = model.eval().cpu()
+    if hasattr(model, "export_form"):
+        # an equivalent module written with ops that convert cleanly (MicroNet)
+        model = model.export_form()
     dummy = torch.zeros(1, 3, input_size, input_size)
     log = io.StringIO()
     # The TorchScript exporter (dynamo=False) needs no onnxscript and keeps

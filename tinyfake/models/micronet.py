@@ -279,3 +279,205 @@ class MicroNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.head(self.pool(self.blocks(self.stem(x)))))
+
+
+# ---------------------------------------------------------------------------
+# Export form: the same function written with operators that convert to int8
+# TFLite cleanly (onnx2tf) and that tinyfake's compiler runs.
+#
+# - Conv + BatchNorm pairs are folded (eval-mode BN is an affine map).
+# - Grouped convolutions that are not depthwise become dense convolutions
+#   with block-diagonal weights (the missing blocks are exact zeros).
+# - Consecutive channel shuffles are composed into one permutation; a
+#   permutation followed by a dense 1x1 conv is folded into that conv's input
+#   channels (W'[:, p] = W). The rest stay a fixed channel gather (GATHER).
+# - Dynamic Shift-Max: GAP keeps (N, C, 1, 1); the two FCs are 1x1 convs;
+#   each coefficient gets its own 1x1 conv (no Slice/Reshape) with the
+#   h-sigmoid affine folded in: (relu6(z+3)/6 - 0.5)*s + init
+#   = clamp(z*s/6 + init, init - s/2, init + s/2).
+# - The head's Linear + BatchNorm1d is one Linear.
+# The parameter/MAC counts of the paper are those of MicroNet itself (the
+# export form spends extra MACs on the zero blocks of the dense convs).
+# ---------------------------------------------------------------------------
+
+
+def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    w = conv.weight * scale.view(-1, 1, 1, 1)
+    b = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        b = b + conv.bias * scale
+    return w.detach().clone(), b.detach().clone()
+
+
+def _dense_weight(w: torch.Tensor, groups: int) -> torch.Tensor:
+    """(O, I/g, kh, kw) grouped weight -> (O, I, kh, kw) block-diagonal dense weight."""
+    o, ig, kh, kw = w.shape
+    dense = torch.zeros(o, ig * groups, kh, kw, dtype=w.dtype)
+    og = o // groups
+    for g in range(groups):
+        dense[g * og:(g + 1) * og, g * ig:(g + 1) * ig] = w[g * og:(g + 1) * og]
+    return dense
+
+
+class ExportGather(nn.Module):
+    """out[:, j] = x[:, index[j]] (a fixed channel permutation)."""
+
+    def __init__(self, index: torch.Tensor):
+        super().__init__()
+        # int32: TFLite Micro's GATHER rejects int64 positions
+        self.register_buffer("index", index.clone().to(torch.int32))
+
+    def forward(self, x):
+        return x.index_select(1, self.index)
+
+
+class ExportDSM(nn.Module):
+    """DynamicShiftMax with 1x1-conv coefficient branches and folded h-sigmoid."""
+
+    def __init__(self, dsm: DynamicShiftMax):
+        super().__init__()
+        c = dsm.index.numel()
+        s = dsm.scale
+        self.branches = dsm.branches
+        self.fc1 = nn.Conv2d(c, dsm.fc1.out_features, 1)
+        self.fc1.weight.data = dsm.fc1.weight.detach().clone().view(*dsm.fc1.weight.shape, 1, 1)
+        self.fc1.bias.data = dsm.fc1.bias.detach().clone()
+        self.coef = nn.ModuleList()
+        self.bounds = []
+        w2, b2 = dsm.fc2.weight.detach(), dsm.fc2.bias.detach()
+        for k in range(2 * dsm.branches):
+            init = float(dsm.init[k * c])
+            conv = nn.Conv2d(dsm.fc1.out_features, c, 1)
+            conv.weight.data = (w2[k * c:(k + 1) * c] * (s / 6)).clone().view(c, -1, 1, 1)
+            conv.bias.data = (b2[k * c:(k + 1) * c] * (s / 6) + init).clone()
+            self.coef.append(conv)
+            self.bounds.append((init - s / 2, init + s / 2))
+        self.shift = ExportGather(dsm.index)
+
+    def forward(self, x):
+        y = torch.relu(self.fc1(x.mean((2, 3), keepdim=True)))
+        coef = [conv(y).clamp(lo, hi) for conv, (lo, hi) in zip(self.coef, self.bounds)]
+        shifted = self.shift(x)
+        out = x * coef[0] + shifted * coef[1]
+        if self.branches == 2:
+            out = torch.maximum(out, x * coef[2] + shifted * coef[3])
+        return out
+
+
+def _export_layers(layers) -> list[nn.Module]:
+    """Rewrite a list of training-form layers (Conv2d, BN, ChannelShuffle, DSM,
+    ReLU6) into export-form modules."""
+    items: list = []   # ("conv", conv), ("perm", index), ("mod", module)
+    seq = list(layers)
+    i = 0
+    while i < len(seq):
+        m = seq[i]
+        if isinstance(m, nn.Conv2d):
+            bn = seq[i + 1]
+            assert isinstance(bn, nn.BatchNorm2d)
+            w, b = _fold_bn(m, bn)
+            cin = m.in_channels
+            depthwise = m.groups == cin and m.groups > 1
+            groups = m.groups
+            if m.groups > 1 and not depthwise:
+                w, groups = _dense_weight(w, m.groups), 1
+            conv = nn.Conv2d(cin, m.out_channels, m.kernel_size, m.stride, m.padding,
+                             groups=groups, bias=True)
+            conv.weight.data, conv.bias.data = w, b
+            items.append(("conv", conv))
+            i += 2
+            continue
+        if isinstance(m, ChannelShuffle):
+            items.append(("perm", None, m))
+        elif isinstance(m, DynamicShiftMax):
+            items.append(("mod", ExportDSM(m)))
+        else:
+            items.append(("mod", m))
+        i += 1
+    # shuffles -> permutation indices (they need the channel count)
+    out: list = []
+    channels = None
+    for it in items:
+        if it[0] == "conv":
+            channels = it[1].out_channels
+            out.append(it)
+        elif it[0] == "perm":
+            sh = it[2]
+            c = channels
+            if sh.groups in (1, c):
+                continue
+            p = torch.arange(c).view(sh.groups, c // sh.groups).t().reshape(-1)
+            if out and out[-1][0] == "perm":
+                out[-1] = ("perm", out[-1][1][p])   # x[q][p] = x[q[p]]
+            else:
+                out.append(("perm", p))
+        else:
+            out.append(it)
+    # ReLU6 commutes with a permutation: move it next to the conv (fused there)
+    for k in range(len(out) - 1):
+        if out[k][0] == "perm" and out[k + 1][0] == "mod" and isinstance(out[k + 1][1], nn.ReLU6):
+            out[k], out[k + 1] = out[k + 1], out[k]
+    # fold a permutation into the dense conv that reads it
+    mods: list[nn.Module] = []
+    k = 0
+    while k < len(out):
+        it = out[k]
+        if (it[0] == "perm" and k + 1 < len(out) and out[k + 1][0] == "conv"
+                and out[k + 1][1].groups == 1):
+            conv, p = out[k + 1][1], it[1]
+            w = torch.zeros_like(conv.weight)
+            w[:, p] = conv.weight.data
+            conv.weight.data = w
+            mods.append(conv)
+            k += 2
+            continue
+        mods.append(ExportGather(it[1]) if it[0] == "perm" else it[1])
+        k += 1
+    return mods
+
+
+class ExportBlock(nn.Module):
+    def __init__(self, block: MicroBlock):
+        super().__init__()
+        self.residual = block.residual
+        self.layers = nn.Sequential(*_export_layers(block.layers))
+
+    def forward(self, x):
+        out = self.layers(x)
+        return out + x if self.residual else out
+
+
+class MicroNetExport(nn.Module):
+    """Inference-only MicroNet equal (in float) to the eval-mode original."""
+
+    def __init__(self, net: "MicroNet"):
+        super().__init__()
+        self.stem = nn.Sequential(*_export_layers(net.stem))
+        self.blocks = nn.Sequential(*[ExportBlock(b) for b in net.blocks])
+        # head as 1x1 convs on the pooled (N, C, 1, 1) tensor: onnx2tf keeps
+        # conv + HARD_SWISH (after a Gemm it splits hard-swish into two FCs)
+        lin, bn = net.head[0], net.head[1]
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        self.head = nn.Conv2d(lin.in_features, lin.out_features, 1)
+        self.head.weight.data = (lin.weight * scale[:, None]).detach().clone()[:, :, None, None]
+        self.head.bias.data = ((lin.bias - bn.running_mean) * scale + bn.bias).detach().clone()
+        self.fc = nn.Conv2d(net.fc.in_features, net.fc.out_features, 1)
+        self.fc.weight.data = net.fc.weight.detach().clone()[:, :, None, None]
+        self.fc.bias.data = net.fc.bias.detach().clone()
+        self.eval()
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        x = nn.functional.hardswish(nn.functional.relu6(x).mean((2, 3), keepdim=True))
+        x = nn.functional.hardswish(self.head(x))
+        return torch.flatten(self.fc(x), 1)
+
+
+def _export_form(self) -> MicroNetExport:
+    """An equivalent inference-only module for ONNX/int8 export (see above)."""
+    with torch.no_grad():
+        return MicroNetExport(self)
+
+
+MicroNet.export_form = _export_form

@@ -1,0 +1,196 @@
+"""Operators MicroNet's int8 graph needs, one at a time: generated C vs the
+TFLite Micro wheel, bit for bit (seeded sweeps, portable and DSP kernels).
+
+GATHER (constant positions), TRANSPOSE, TRANSPOSE -> GATHER -> TRANSPOSE
+(fused into one gather), MAXIMUM / MINIMUM (broadcast, constant operand),
+and grouped CONV_2D with one input channel per group (run as depthwise).
+"""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tflite_micro")
+
+from tinyfake.compiler import compile_model  # noqa: E402
+from tinyfake.compiler.hostbuild import HostModel, build_host_many  # noqa: E402
+from tinyfake.compiler.modelbuilder import T, build  # noqa: E402
+from tinyfake.compiler.oracle import run_isolated  # noqa: E402
+
+SEEDS_PER_OP = 10
+
+
+def _q(rng, lo, hi):
+    return float(np.float32(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+
+
+def _zp(rng):
+    return int(rng.integers(-128, 128))
+
+
+def _shape(rng, rank=4):
+    return tuple([1] + [int(rng.integers(1, 7)) for _ in range(rank - 1)])
+
+
+def gather_case(rng):
+    shape = _shape(rng, int(rng.choice([2, 3, 4, 4])))
+    axis = int(rng.integers(1, len(shape)))
+    n = int(rng.integers(1, 9))
+    idx = rng.integers(0, shape[axis], size=n).astype(np.int32)
+    out = shape[:axis] + (n,) + shape[axis + 1:]
+    s, zp = _q(rng, 0.005, 0.1), _zp(rng)
+    ax = axis - len(shape) if rng.random() < 0.3 else axis   # negative axis too
+    tensors = [T(shape, scale=s, zp=zp), T((n,), "int32", data=idx), T(out, scale=s, zp=zp)]
+    return build([("GATHER", [0, 1], [2], {"axis": ax})], tensors, [0], [2])
+
+
+def transpose_case(rng):
+    rank = int(rng.choice([2, 3, 4, 4]))
+    shape = tuple(int(rng.integers(1, 7)) for _ in range(rank))
+    perm = [int(p) for p in rng.permutation(rank)]
+    s, zp = _q(rng, 0.005, 0.1), _zp(rng)
+    tensors = [T(shape, scale=s, zp=zp), T((rank,), "int32", data=np.array(perm, np.int32)),
+               T(tuple(shape[p] for p in perm), scale=s, zp=zp)]
+    return build([("TRANSPOSE", [0, 1], [2], {})], tensors, [0], [2])
+
+
+def transpose_gather_case(rng):
+    """onnx2tf's NCHW detour for a channel gather: one fused GATHER here."""
+    n, h, w, c = _shape(rng)
+    idx = rng.permutation(c).astype(np.int32) if rng.random() < 0.7 else \
+        rng.integers(0, c, size=int(rng.integers(1, 9))).astype(np.int32)
+    s, zp = _q(rng, 0.005, 0.1), _zp(rng)
+    tensors = [T((n, h, w, c), scale=s, zp=zp),
+               T((4,), "int32", data=np.array([0, 3, 1, 2], np.int32)),
+               T((n, c, h, w), scale=s, zp=zp),
+               T((idx.size,), "int32", data=idx),
+               T((n, idx.size, h, w), scale=s, zp=zp),
+               T((4,), "int32", data=np.array([0, 2, 3, 1], np.int32)),
+               T((n, h, w, idx.size), scale=s, zp=zp)]
+    ops = [("TRANSPOSE", [0, 1], [2], {}), ("GATHER", [2, 3], [4], {"axis": 1}),
+           ("TRANSPOSE", [4, 5], [6], {})]
+    return build(ops, tensors, [0], [6])
+
+
+def minmax_case(rng, opname):
+    """Both operands come from the one model input (QUANTIZE / MEAN for a
+    broadcast operand), or one operand is a constant (a clip bound)."""
+    full = _shape(rng)
+    s_in = _q(rng, 0.01, 0.1)
+    s, zp = _q(rng, 0.005, 0.1), _zp(rng)
+    if rng.random() < 0.4:   # constant scalar / per-channel operand
+        cshape = [(), (1,), (full[-1],), (1, 1, 1, full[-1])][int(rng.integers(0, 4))]
+        cdata = rng.integers(-128, 128, size=cshape or ()).astype(np.int8)
+        tensors = [T(full, scale=s_in, zp=_zp(rng)), T(full, scale=s, zp=zp),
+                   T(cshape, scale=s, zp=zp, data=cdata), T(full, scale=s, zp=zp)]
+        ins = [1, 2] if rng.random() < 0.5 else [2, 1]
+        ops = [("QUANTIZE", [0], [1], {}), (opname, ins, [3], {})]
+        return build(ops, tensors, [0], [3])
+    small = [full, (1, 1, 1, full[-1]), (1, full[1], full[2], 1)][int(rng.integers(0, 3))]
+    tensors = [T(full, scale=s_in, zp=_zp(rng)), T(full, scale=s, zp=zp),
+               T(small, scale=s, zp=zp), T(full, scale=s, zp=zp)]
+    ops = [("QUANTIZE", [0], [1], {})]
+    if small == full:
+        ops.append(("QUANTIZE", [0], [2], {}))
+    else:
+        axes = [d for d in range(4) if small[d] == 1 and full[d] != 1] or [1]
+        tensors.append(T((len(axes),), "int32", data=np.array(axes, np.int32)))
+        ops.append(("MEAN", [0, 4], [2], {"keepDims": True}))
+    ops.append((opname, [1, 2] if rng.random() < 0.5 else [2, 1], [3], {}))
+    return build(ops, tensors, [0], [3])
+
+
+def grouped_conv_case(rng):
+    """CONV_2D whose filter has depth 1 for an input of depth ic (ic groups)."""
+    ih, iw, ic = int(rng.integers(1, 11)), int(rng.integers(1, 11)), int(rng.integers(2, 9))
+    m = int(rng.integers(1, 4))
+    oc = ic * m
+    kh, kw = [(3, 1), (1, 3), (5, 1), (1, 5), (3, 3)][int(rng.integers(0, 5))]
+    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    pad = int(rng.integers(0, 2))
+    eff_h = (ih + sh - 1) // sh if pad == 0 else (ih - kh + sh) // sh
+    eff_w = (iw + sw - 1) // sw if pad == 0 else (iw - kw + sw) // sw
+    if eff_h < 1 or eff_w < 1:
+        pad, eff_h, eff_w = 0, (ih + sh - 1) // sh, (iw + sw - 1) // sw
+    in_s, w_s = _q(rng, 0.005, 0.1), [_q(rng, 0.002, 0.05) for _ in range(oc)]
+    out_s = float(np.float32(125 * math.sqrt(kh * kw) * in_s * float(np.mean(w_s)) * _q(rng, 0.3, 3)))
+    tensors = [T((1, ih, iw, ic), scale=in_s, zp=_zp(rng)),
+               T((oc, kh, kw, 1), scale=w_s, zp=0, axis=0,
+                 data=rng.integers(-127, 128, size=(oc, kh, kw, 1)).astype(np.int8)),
+               T((oc,), "int32", scale=[in_s * s for s in w_s],
+                 data=rng.integers(-20000, 20000, size=oc).astype(np.int32)),
+               T((1, eff_h, eff_w, oc), scale=out_s, zp=_zp(rng))]
+    opts = {"padding": pad, "strideH": sh, "strideW": sw, "dilationHFactor": 1,
+            "dilationWFactor": 1, "fusedActivationFunction": int(rng.choice([0, 1, 3]))}
+    return build([("CONV_2D", [0, 1, 2], [3], opts)], tensors, [0], [3])
+
+
+def _cases():
+    gens = {
+        "gather": gather_case,
+        "transpose": transpose_case,
+        "transpose_gather": transpose_gather_case,
+        "maximum": lambda r: minmax_case(r, "MAXIMUM"),
+        "minimum": lambda r: minmax_case(r, "MINIMUM"),
+        "grouped_conv": grouped_conv_case,
+    }
+    return [(f"{name}-{seed}", gen(np.random.default_rng([zlib.crc32(name.encode()), seed])))
+            for name, gen in gens.items() for seed in range(SEEDS_PER_OP)]
+
+
+CASES = _cases()
+
+
+def _inputs(n, seed):
+    rng = np.random.default_rng(seed)
+    xs = [rng.integers(-128, 128, size=n).astype(np.int8) for _ in range(3)]
+    xs.append(np.resize(np.arange(-128, 128, dtype=np.int16).astype(np.int8), n))
+    xs += [np.full(n, -128, np.int8), np.full(n, 127, np.int8)]
+    return xs
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mnops")
+    models = {}
+    for name, data in CASES:
+        p = root / f"{name}.tflite"
+        p.write_bytes(data)
+        models[name] = (p, compile_model(p, root / name))
+    dirs = [root / name for name, _ in CASES]
+    jobs = [(data, _inputs(models[name][1].input_bytes, k)) for k, (name, data) in enumerate(CASES)]
+    expected = dict(zip([c[0] for c in CASES], run_isolated(jobs)))
+    libs = {}
+
+    def lib(dsp):
+        if dsp not in libs:
+            libs[dsp] = build_host_many(dirs, dsp=dsp)
+        return libs[dsp]
+    return models, lib, expected
+
+
+def test_fused_transpose_gather_is_one_gather(compiled):
+    models, _, _ = compiled
+    _, cm = models["transpose_gather-0"]
+    kernels = [o.kernel for o in cm.ops]
+    assert sum(k.startswith("tfk_gather") for k in kernels) == 1
+    assert not any(k.startswith("tfk_transpose") for k in kernels)
+
+
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+@pytest.mark.parametrize("case", [c[0] for c in CASES])
+def test_op_matches_tflite_micro(compiled, case, dsp):
+    models, libs, expected = compiled
+    path, cm = models[case]
+    k = [c[0] for c in CASES].index(case)
+    lib, symbols = libs(dsp)
+    ours = HostModel(lib, cm.input_bytes, cm.output_bytes, symbols[k])
+    for i, x in enumerate(_inputs(cm.input_bytes, k)):
+        want = expected[case][i]
+        got = ours.run(x)
+        assert np.array_equal(got, want), (
+            f"{case} input #{i}: {int((got != want).sum())}/{want.size} values differ; "
+            f"first at {int(np.argmax(got != want))}: got {got[got != want][:5]} want {want[got != want][:5]}")
