@@ -27,6 +27,11 @@ def eval_json_path(run: RunDir, data: str | None) -> Path:
     return run.root / ("eval.json" if data is None else f"eval_{Path(data).stem}.json")
 
 
+def scores_path(eval_json: Path) -> Path:
+    """eval.json -> eval_scores.npz: labels and each way's P(fake) per image."""
+    return Path(eval_json).with_name(Path(eval_json).stem + "_scores.npz")
+
+
 def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-v.astype(np.float64)))
 
@@ -104,6 +109,8 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
         result["per_category"] = {way: per_category_metrics(ds.y, s, ds.category) for way, s in scores.items()}
     path = eval_json_path(run, data)
     path.write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+    # Per-image scores beside it, for ROC plots (tinyfake.report.plots).
+    np.savez(scores_path(path), y=ds.y, **scores)
     result["path"] = str(path)
     return result
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tinyfake.models import MODELS
 from tinyfake.runs import RUNS_ROOT, RunDir
-from tinyfake.train.supervised import TRAIN_DEFAULTS, make_config, train
+from tinyfake.errors import UserError
+from tinyfake.train.supervised import METHODS, TRAIN_DEFAULTS, make_config, train
 
 HELP = "train a real-vs-fake face classifier (writes runs/<name>/model.pt, metrics.json)"
 
@@ -35,8 +36,70 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after this many epochs without a better validation AUC")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, init and batch order")
-    p.add_argument("--name", help="run name (default <arch><size>_<data name>)")
+    p.add_argument("--name", help="run name (default <arch><size>_<data name>[_<method>])")
+    g = p.add_argument_group("training method")
+    g.add_argument("--method", default="supervised", choices=METHODS,
+                   help="supervised (default); simclr: SimCLR pre-training then a linear probe on the "
+                        "frozen backbone; simclr-finetune: then train the whole net; distill: from "
+                        "--teacher; prune: channel-prune the --init run; qat: quantization-aware "
+                        "fine-tuning of the --init run (prune/qat take data and model from --init)")
+    g.add_argument("--init", metavar="RUN_DIR", help="prune/qat: the trained run to start from")
+    g.add_argument("--teacher", metavar="RUN_DIR",
+                   help="distill (or prune): the trained teacher run, on the same data and seed")
+    g.add_argument("--distill-alpha", type=float, metavar="A",
+                   help="distill: weight of BCE(student, teacher prob) vs the label BCE (default 0.5)")
+    g.add_argument("--temperature", type=float, help="simclr: NT-Xent temperature (default 0.07)")
+    g.add_argument("--pretrain-epochs", type=int, help="simclr: pre-training epochs (default 20)")
+    g.add_argument("--pretrain-batch-size", type=int, help="simclr: faces per batch, 2 views each (default 64)")
+    g.add_argument("--probe-epochs", type=int, help="simclr: linear-probe epochs (default 20)")
+    g.add_argument("--finetune-epochs", type=int,
+                   help="simclr-finetune: full fine-tuning epochs (default 20); prune: after each step (default 5)")
+    g.add_argument("--prune-ratio", type=float, metavar="R",
+                   help="prune: fraction of MACs (or params) to remove (default 0.5)")
+    g.add_argument("--prune-target", choices=("macs", "params"), help="prune: what the ratio counts (default macs)")
+    g.add_argument("--prune-steps", type=int, help="prune: steps, fine-tuning after each (default 3)")
+    g.add_argument("--qat-epochs", type=int, help="qat: fine-tuning epochs with fake-quant (default 5)")
+    g.add_argument("--qat-lr", type=float, help="qat: learning rate (default 5e-4)")
     p.add_argument("--runs-dir", default=str(RUNS_ROOT), help="where runs live (default runs/)")
+
+
+_SIMCLR = {"simclr": "simclr", "simclr-finetune": "simclr"}
+# CLI option -> (key in the option table, {method it applies to: option table})
+METHOD_ARGS = {
+    "init": ("init", {"prune": "prune", "qat": "qat"}),
+    "teacher": ("teacher", {"distill": "distill", "prune": "distill"}),
+    "distill_alpha": ("alpha", {"distill": "distill", "prune": "distill"}),
+    "temperature": ("temperature", _SIMCLR),
+    "pretrain_epochs": ("pretrain_epochs", _SIMCLR),
+    "pretrain_batch_size": ("pretrain_batch_size", _SIMCLR),
+    "probe_epochs": ("probe_epochs", _SIMCLR),
+    "finetune_epochs": ("finetune_epochs", {"simclr-finetune": "simclr", "prune": "prune"}),
+    "prune_ratio": ("ratio", {"prune": "prune"}),
+    "prune_target": ("target", {"prune": "prune"}),
+    "prune_steps": ("steps", {"prune": "prune"}),
+    "qat_epochs": ("epochs", {"qat": "qat"}),
+    "qat_lr": ("lr", {"qat": "qat"}),
+}
+
+
+def method_tables(args) -> dict:
+    """The [train.<group>] options given on the command line for args.method."""
+    if args.method in ("prune", "qat") and not args.init:
+        raise UserError(f"--method {args.method} needs --init RUN_DIR (the trained run to start from)")
+    if args.method == "distill" and not args.teacher:
+        raise UserError("--method distill needs --teacher RUN_DIR (a larger run trained by tinyfake)")
+    tables: dict = {}
+    for attr, (key, groups) in METHOD_ARGS.items():
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        if args.method not in groups:
+            raise UserError(f"--{attr.replace('_', '-')} applies to --method {' or '.join(groups)}, "
+                            f"not {args.method}")
+        if attr in ("init", "teacher"):  # absolute: later stages run from anywhere
+            value = str(Path(value).resolve())
+        tables.setdefault(groups[args.method], {})[key] = value
+    return tables
 
 
 def config_from_args(args) -> dict:
@@ -49,13 +112,17 @@ def config_from_args(args) -> dict:
                        skip_corrupt=args.skip_corrupt, detect_faces=args.detect_faces,
                        model_kwargs=model_kwargs, epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, weight_decay=args.weight_decay, patience=args.patience,
-                       augment=not args.no_augment)
+                       augment=not args.no_augment, method=args.method, **method_tables(args))
 
 
 def run(args) -> int:
     config = config_from_args(args)
     data_name = "default" if config["data"]["source"] == "default" else Path(config["data"]["source"]).stem
     name = args.name or f"{args.arch}{args.size}_{data_name}"
+    if args.method in ("prune", "qat") and not args.name:
+        name = f"{Path(args.init).resolve().name}_{args.method}"
+    elif args.method != "supervised" and not args.name:
+        name += f"_{args.method}"
     run_dir = RunDir(Path(args.runs_dir) / name)
     m = train(config, run_dir)
     val, test = m["val"], m["test"]

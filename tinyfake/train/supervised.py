@@ -28,7 +28,11 @@ from tinyfake.runs import RunDir
 
 # Sized for the embedded demo set: about a minute on two CPU cores.
 TRAIN_DEFAULTS = dict(epochs=60, batch_size=16, lr=5e-3, weight_decay=1e-2, patience=20,
-                      seed=0, augment=True)
+                      seed=0, augment=True, method="supervised")
+# --method values; all but supervised live in tinyfake.train.methods and keep
+# their options in a [train.<group>] table (simclr, distill, prune, qat).
+METHODS = ("supervised", "simclr", "simclr-finetune", "distill", "prune", "qat")
+METHOD_GROUPS = ("simclr", "distill", "prune", "qat")
 FRACTIONS = (0.7, 0.15, 0.15)
 
 
@@ -38,9 +42,14 @@ def make_config(source: str | None = None, size: int = 64, arch: str = "phinet",
     """A complete run configuration (what `config.toml` holds)."""
     if arch not in MODELS:
         raise UserError(f"unknown model {arch!r}; choose one of: {', '.join(MODELS)}")
-    unknown = sorted(set(train) - set(TRAIN_DEFAULTS))
+    unknown = sorted(set(train) - set(TRAIN_DEFAULTS) - set(METHOD_GROUPS))
     if unknown:
         raise TypeError(f"unknown training option(s): {', '.join(unknown)}")
+    if train.get("method", "supervised") not in METHODS:
+        raise UserError(f"unknown training method {train['method']!r}; choose one of: {', '.join(METHODS)}")
+    if train.get("method", "supervised") != "supervised":
+        from tinyfake.train.methods import method_options  # fills [train.<group>] defaults
+        train = method_options(train)
     if source in (None, "default"):
         source = "default"
     else:  # absolute, so later stages find it from any working directory
@@ -74,7 +83,13 @@ def load_trained(run) -> tuple[nn.Module, dict]:
     if not run.model_pt.exists():
         raise UserError(f"{run.root} has no model.pt; train it with `tinyfake train`")
     model = model_from_config(config)
-    model.load_state_dict(torch.load(run.model_pt, map_location="cpu", weights_only=True))
+    state = torch.load(run.model_pt, map_location="cpu", weights_only=True)
+    mine = model.state_dict()
+    if state.keys() == mine.keys() and any(state[k].shape != mine[k].shape for k in state):
+        from tinyfake.train.prune import fit_to_state_dict  # a channel-pruned run: narrower layers
+        fit_to_state_dict(model, state)
+    else:
+        model.load_state_dict(state)
     return model.eval(), config
 
 
@@ -121,6 +136,9 @@ def train(config: dict, run_dir, *, threads: int | None = None, progress: bool |
     `run_dir` (RunDir or path) and return the metrics dict."""
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     t = config["train"]
+    if t.get("method", "supervised") != "supervised":
+        from tinyfake.train.methods import train_with_method
+        return train_with_method(config, run, threads=threads, progress=progress)
     torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
     torch.manual_seed(t["seed"])
     rng = np.random.default_rng(t["seed"])
