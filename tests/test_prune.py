@@ -1,6 +1,5 @@
 """Structured pruning: fewer MACs, reloadable, and (slow) still exports to int8
 TFLite and compiles."""
-import numpy as np
 import pytest
 import torch
 

@@ -1,7 +1,6 @@
 """Quantization-aware training: weight fake-quant on the int8 grid, BatchNorm
 folding that keeps the maths, a tiny QAT run, and (slow) its export through the
 PTQ path into a tflite the compiler accepts."""
-import numpy as np
 import pytest
 import torch
 

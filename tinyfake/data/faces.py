@@ -67,22 +67,45 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_face(img: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The largest frontal face in an RGB image as (x, y, w, h), or None."""
+def detect_faces(img: np.ndarray, min_fraction: float = 0.1) -> list[tuple[int, int, int, int]]:
+    """Every frontal face in an RGB image as (x, y, w, h), largest first.
+
+    The cascades in ATTEMPTS are tried in order until one finds a face; the
+    smallest face is `min_fraction` of the shorter side (20 px at least);
+    boxes mostly inside a larger one are dropped.
+    """
     h, w = img.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
         grey = cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     equalized = cv2.equalizeHist(grey)
-    min_side = max(20, int(0.1 * min(grey.shape)))
+    min_side = max(20, int(min_fraction * min(grey.shape)))
     for name, equalize, neighbours in ATTEMPTS:
         boxes = _cascade(name).detectMultiScale(equalized if equalize else grey, scaleFactor=1.1,
                                                 minNeighbors=neighbours, minSize=(min_side, min_side))
         if len(boxes):
-            x, y, bw, bh = max(boxes, key=lambda b: b[2] * b[3])
-            return tuple(int(round(v / scale)) for v in (x, y, bw, bh))
-    return None
+            boxes = sorted((tuple(int(round(v / scale)) for v in b) for b in boxes),
+                           key=lambda b: -b[2] * b[3])
+            kept: list[tuple[int, int, int, int]] = []
+            for b in boxes:
+                if all(box_overlap(b, k) < 0.5 * b[2] * b[3] for k in kept):
+                    kept.append(b)
+            return kept
+    return []
+
+
+def box_overlap(a, b) -> float:
+    """Intersection area of two (x, y, w, h) boxes."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return float(ix * iy)
+
+
+def detect_face(img: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest frontal face in an RGB image as (x, y, w, h), or None."""
+    found = detect_faces(img)
+    return found[0] if found else None
 
 
 def square_crop_box(box, shape, margin: float = 0.25) -> tuple[int, int, int]:

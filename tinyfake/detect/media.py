@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from tinyfake.data import faces
@@ -47,42 +46,14 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def detect_faces(img: np.ndarray, min_fraction: float = 0.08) -> list[tuple[int, int, int, int]]:
-    """Every frontal face in an RGB image as (x, y, w, h), largest first.
-
-    The same cascades and fallbacks as `tinyfake.data.faces.detect_face`
-    (which keeps only the largest), smallest face `min_fraction` of the
-    shorter side (20 px at least); boxes mostly inside a larger one are dropped.
-    """
-    h, w = img.shape[:2]
-    scale = min(1.0, faces.DETECT_MAX_SIDE / max(h, w))
-    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    if scale < 1.0:
-        grey = cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    equalized = cv2.equalizeHist(grey)
-    min_side = max(20, int(min_fraction * min(grey.shape)))
-    for name, equalize, neighbours in faces.ATTEMPTS:
-        boxes = faces._cascade(name).detectMultiScale(equalized if equalize else grey, scaleFactor=1.1,
-                                                      minNeighbors=neighbours, minSize=(min_side, min_side))
-        if len(boxes):
-            boxes = sorted((tuple(int(round(v / scale)) for v in b) for b in boxes),
-                           key=lambda b: -b[2] * b[3])
-            kept: list[tuple[int, int, int, int]] = []
-            for b in boxes:
-                if all(_inter(b, k) < 0.5 * b[2] * b[3] for k in kept):
-                    kept.append(b)
-            return kept
-    return []
-
-
-def _inter(a, b) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return float(ix * iy)
+    """Every face in a frame, largest first (see `tinyfake.data.faces.detect_faces`);
+    a little smaller faces than a dataset crop allows, as video faces can be far."""
+    return faces.detect_faces(img, min_fraction)
 
 
 def iou(a, b) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
-    inter = _inter(a, b)
+    inter = faces.box_overlap(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 

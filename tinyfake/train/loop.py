@@ -1,9 +1,9 @@
-"""The labelled training loop shared by the methods beyond plain supervised
-training (SimCLR probe and fine-tuning, distillation, pruning fine-tuning, QAT).
+"""The labelled training loop of every method (supervised, SimCLR probe and
+fine-tuning, distillation, pruning fine-tuning, QAT).
 
-Same recipe as `supervised.train`: AdamW + cosine schedule, the mild training
-augmentation, early stopping on validation ROC-AUC with the best epoch's
-weights restored; only the per-batch loss differs (`batch_loss`).
+AdamW + cosine schedule, the mild training augmentation, early stopping on
+validation ROC-AUC with the best epoch's weights restored; only the
+per-batch loss differs (`batch_loss`).
 """
 from __future__ import annotations
 

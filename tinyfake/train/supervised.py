@@ -6,8 +6,6 @@ on validation ROC-AUC with the best epoch's weights restored. Everything
 """
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
 import time
@@ -16,14 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from tinyfake.data import Splits, load_dataset, split_dataset
-from tinyfake.data.augment import augment_batch
 from tinyfake.data.tensors import to_float_nchw
 from tinyfake.errors import UserError
 from tinyfake.metrics import binary_metrics
-from tinyfake.models import MODELS, build_model, count_macs_params
+from tinyfake.models import MODELS, build_model
 from tinyfake.runs import RunDir
 
 # Sized for the embedded demo set: about a minute on two CPU cores.
@@ -143,73 +139,13 @@ def train(config: dict, run_dir, *, threads: int | None = None, progress: bool |
     torch.manual_seed(t["seed"])
     rng = np.random.default_rng(t["seed"])
 
+    from tinyfake.train.loop import fit, save_run, supervised_loss
+
     splits = splits_from_config(config)
     _check_splits(splits)
     model = model_from_config(config)
-    size = int(config["data"]["size"])
-    macs, params = count_macs_params(model, (3, size, size))
-
-    tr = splits.train
-    n_fake = int(tr.y.sum())
-    # Class-balanced loss: each class weighs the same whatever the counts.
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(tr) - n_fake) / n_fake))
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
-    bs = int(t["batch_size"])
-    steps = max(1, math.ceil(len(tr) / bs)) * int(t["epochs"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-
-    history, best, best_state, best_epoch, stale = [], -math.inf, None, 0, 0
     start = time.time()
-    for epoch in range(1, int(t["epochs"]) + 1):
-        model.train()
-        order = rng.permutation(len(tr))
-        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
-        if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm needs >1 sample
-            batches.pop()
-        losses = []
-        bar = tqdm(batches, desc=f"epoch {epoch}/{t['epochs']}", leave=False,
-                   disable=None if progress is None else not progress)
-        for idx in bar:
-            x = tr.x[idx]
-            if t["augment"]:
-                x = augment_batch(x, rng)
-            logits = model(torch.from_numpy(to_float_nchw(x))).squeeze(1)
-            loss = loss_fn(logits, torch.from_numpy(tr.y[idx]).float())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        val = _evaluate(model, splits.val, loss_fn)
-        history.append(dict(epoch=epoch, train_loss=float(np.mean(losses)), val_loss=val["loss"],
-                            val_auc=val["auc"], val_accuracy=val["accuracy"],
-                            lr=opt.param_groups[0]["lr"], seconds=round(time.time() - start, 1)))
-        # AUC is NaN only for a one-class val split, which _check_splits rules out
-        score = val["auc"]
-        improved = score > best
-        if improved:
-            best, best_state, best_epoch, stale = score, copy.deepcopy(model.state_dict()), epoch, 0
-        else:
-            stale += 1
-        tqdm.write(f"epoch {epoch:3d}  train loss {history[-1]['train_loss']:.4f}  "
-                   f"val loss {val['loss']:.4f}  val auc {val['auc']:.4f}  "
-                   f"val acc {val['accuracy']:.3f}{'  *' if improved else ''}")
-        if stale >= int(t["patience"]):
-            break
-
-    model.load_state_dict(best_state)
-    metrics = {
-        "val": _evaluate(model, splits.val, loss_fn),
-        "test": _evaluate(model, splits.test, loss_fn) if len(splits.test) else None,
-        "best_epoch": best_epoch, "epochs_run": len(history),
-        "seconds": round(time.time() - start, 1),
-        "macs": macs, "params": params,
-        "counts": {k: getattr(splits, k).counts() for k in ("train", "val", "test")},
-        "history": history,
-    }
-    run.write_config(config)
-    torch.save(model.state_dict(), run.model_pt)
-    with open(run.metrics, "w") as f:
-        json.dump(_json_safe(metrics), f, indent=2)
-    return metrics
+    # Class-balanced loss: each class weighs the same whatever the counts.
+    result = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(t["epochs"]),
+                 lr=t["lr"], rng=rng, progress=progress)
+    return save_run(run, config, model, splits, result["history"], result["best_epoch"], start)
