@@ -66,7 +66,8 @@ def conv(rng, *, depthwise, k, stride, ic, oc=None, hw=None, pad=None, fuse_pad=
 def expand_then_dw(rng):
     """pointwise expansion -> strided 3x3 depthwise -> pointwise projection:
     the planner overlaps each output with its dying input."""
-    h, c0, c1, c2 = 12, int(rng.integers(2, 7)), int(rng.integers(8, 30)), int(rng.integers(2, 9))
+    # 10x10 expansion (tfk_pw16), 5x5 projection (tfk_conv1x1: < 36 pixels)
+    h, c0, c1, c2 = 10, int(rng.integers(2, 7)), int(rng.integers(8, 30)), int(rng.integers(2, 9))
     s = [_q(rng, 0.01, 0.1) for _ in range(4)]
     zp = [_zp(rng) for _ in range(4)]
     ts = [T((1, h, h, c0), scale=s[0], zp=zp[0]),
@@ -87,11 +88,11 @@ def expand_then_dw(rng):
 
 def _cases():
     gens = {
-        # < 100 pixels: int8 weights (tfk_conv1x1)
+        # < 36 pixels (graph.PW16_MIN_PIXELS): int8 weights (tfk_conv1x1)
         "pw": lambda r: conv(r, depthwise=False, k=(1, 1), stride=(1, 1), ic=int(r.integers(1, 14)),
-                             oc=int(r.integers(1, 10)), hw=(int(r.integers(1, 10)), int(r.integers(1, 10))),
+                             oc=int(r.integers(1, 10)), hw=(int(r.integers(1, 6)), int(r.integers(1, 6))),
                              pad=int(r.integers(0, 2)), bias=r.random() < 0.8),
-        # >= 100 pixels: int16 weights (tfk_pw16), small (unrolled) and generic group counts,
+        # >= 36 pixels: int16 weights (tfk_pw16), small (unrolled) and generic group counts,
         # odd output channel counts and odd pixel counts
         "pw16": lambda r: conv(r, depthwise=False, k=(1, 1), stride=(1, 1),
                                ic=int(r.choice([int(r.integers(1, 13)), int(r.integers(13, 70))])),

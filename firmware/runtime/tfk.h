@@ -172,15 +172,16 @@ void tfk_pw16(const tfk_pw16_params *p, const int8_t *in, int8_t *out);
 /* 3x3 DEPTHWISE_CONV_2D, depth multiplier 1, any stride / padding.
  * Channels go 4 at a time (zero-padded past the last channel). Weights per
  * group of 4 channels and tap: the words {2w[c0], 2w[c2]}, {2w[c1], 2w[c3]}
- * (doubled int16, the lane order SXTB16 gives the input); q per channel
- * {2 * bias, m, K, e} (tfk_rq2; padding taps are skipped, so the input
- * offset cannot be folded into the bias). lut as for tfk_pw16 (index v+128). */
+ * (doubled int16, the lane order SXTB16 gives the input); q per group of
+ * 4 channels {2b0, 2b1, 2b2, 2b3, m0, K0, e0, ..., m3, K3, e3} (tfk_rq2;
+ * padding taps are skipped, so the input offset cannot be folded into the
+ * bias). lut as for tfk_pw16 (index v+128), applied as a second pass. */
 typedef struct {
   int16_t in_h, in_w, channels, out_h, out_w;
   int16_t stride_h, stride_w, pad_top, pad_left;
   int32_t in_offset;
   const int32_t *weights;      /* [ceil(channels/4)][9][2] */
-  const int32_t *q;            /* [4 * ceil(channels/4)][4] */
+  const int32_t *q;            /* [ceil(channels/4)][16] */
   const int8_t *lut;
 } tfk_dw3_params;
 

@@ -6,7 +6,10 @@
  * order, SMLAD does two MACs. Weight rows are zero-padded to in_c4, so the
  * 4-byte activation loads may run into the next pixel: those bytes meet
  * zero weights. Pixels whose loads would leave the tensor take the scalar
- * path. */
+ * path. tfk_pw16 on the device: the channel-pair passes (and, for 1-3 input
+ * groups and an even out_c, the whole pixel-pair loop with the widening) are
+ * hand-allocated asm (LDM of widened pixels, weights and requantization
+ * constants); an activation table is a second pass over the output. */
 #include "tfk.h"
 #if TFK_USE_DSP
 #include "cortex_m/tfk_simd.h"
@@ -161,6 +164,166 @@ static inline __attribute__((always_inline)) void pw16_pass(const tfk_pw16_param
   }
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define PW16A_HEAD \
+  "push {r0, r1, r2, r3, r4}\n\t" \
+  "mov r1, r5\n" \
+  "1:\n\t" \
+  "ldrd r0, r12, [sp]\n\t" \
+  "ldrd r4, r5, [lr]\n\t" \
+  "ldrd r2, r3, [lr], #8\n"
+#define PW16A_GROUP \
+  "ldm r0!, {r6, r7, r8, r9}\n\t" \
+  "ldm r1!, {r10, r11}\n\t" \
+  "smlad r2, r6, r10, r2\n\t" \
+  "smlad r2, r7, r11, r2\n\t" \
+  "smlad r4, r8, r10, r4\n\t" \
+  "smlad r4, r9, r11, r4\n\t" \
+  "ldm r1!, {r10, r11}\n\t" \
+  "smlad r3, r6, r10, r3\n\t" \
+  "smlad r3, r7, r11, r3\n\t" \
+  "smlad r5, r8, r10, r5\n\t" \
+  "smlad r5, r9, r11, r5\n\t"
+#define PW16A_TAIL_NOPOP \
+  "ldm lr!, {r6, r7, r8, r9, r10, r11}\n\t" \
+  "add r12, r7, r2, asr #31\n\t" \
+  "smmlar r2, r2, r6, r12\n\t" \
+  "add r12, r7, r4, asr #31\n\t" \
+  "smmlar r4, r4, r6, r12\n\t" \
+  "asr r2, r2, r8\n\t" \
+  "asr r4, r4, r8\n\t" \
+  "ssat r2, #8, r2\n\t" \
+  "ssat r4, #8, r4\n\t" \
+  "add r12, r11, r3, asr #31\n\t" \
+  "smmlar r3, r3, r10, r12\n\t" \
+  "add r12, r11, r5, asr #31\n\t" \
+  "smmlar r5, r5, r10, r12\n\t" \
+  "asr r3, r3, r9\n\t" \
+  "asr r5, r5, r9\n\t" \
+  "ssat r3, #8, r3\n\t" \
+  "ssat r5, #8, r5\n\t" \
+  "ldrd r6, r7, [sp, #8]\n\t" \
+  "strb r2, [r6], #1\n\t" \
+  "strb r3, [r6], #1\n\t" \
+  "strb r4, [r7], #1\n\t" \
+  "strb r5, [r7], #1\n\t" \
+  "strd r6, r7, [sp, #8]\n\t" \
+  "ldr r8, [sp, #16]\n\t" \
+  "cmp lr, r8\n\t" \
+  "bne 1b\n\t"
+#define PW16A_TAIL PW16A_TAIL_NOPOP "add sp, sp, #20\n\t"
+
+/* Two pixels, the oc / 2 full output channel pairs, with the registers
+ * assigned by hand (LDM needs ascending lists): per group of 4 input
+ * channels one LDM of the widened pixels and two of weights, 8 SMLAD; per
+ * pair one LDM of {m0, K0, e0, e1, m1, K1}. Same arithmetic as pw16_pass
+ * (no table). xb, ya, yb, G and the end of q are parked on the stack. */
+static inline __attribute__((always_inline)) void pw16_pairs(const tfk_pw16_params *p, const uint32_t *xb,
+                                                              int32_t groups, int8_t *ya, int8_t *yb,
+                                                              const int G) {
+  const int32_t pairs = p->out_c >> 1;
+  if (pairs > 0) {
+    register const uint32_t *r0 __asm__("r0") = xb;
+    register int32_t r1 __asm__("r1") = groups;
+    register int8_t *r2 __asm__("r2") = ya;
+    register int8_t *r3 __asm__("r3") = yb;
+    register const int32_t *r4 __asm__("r4") = p->q + 8 * pairs;
+    register const int32_t *r5 __asm__("r5") = p->weights;
+    register const int32_t *q __asm__("lr") = p->q;
+    if (G) /* groups unrolled, x rewound */
+      __asm__ __volatile__(PW16A_HEAD ".rept %c[G]\n\t" PW16A_GROUP ".endr\n\t" PW16A_TAIL
+                           : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3), "+r"(r4), "+r"(r5), "+r"(q)
+                           : [G] "i"(G)
+                           : "r6", "r7", "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+    else
+      __asm__ __volatile__(PW16A_HEAD "2:\n\t" PW16A_GROUP "subs r12, r12, #1\n\t" "bne 2b\n\t" PW16A_TAIL
+                           : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3), "+r"(r4), "+r"(r5), "+r"(q)
+                           :
+                           : "r6", "r7", "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+  }
+  if (p->out_c & 1) {  /* the odd last channel (its pair's second one is zero) */
+    const uint32_t *w = (const uint32_t *)p->weights + pairs * groups * 4;
+    const int32_t *qq = p->q + 8 * pairs;
+    int32_t a = qq[0], c = qq[0];
+    for (int32_t g = 0; g < groups; ++g) {
+      a = tfk_smlad(xb[4 * g], w[4 * g], a);
+      a = tfk_smlad(xb[4 * g + 1], w[4 * g + 1], a);
+      c = tfk_smlad(xb[4 * g + 2], w[4 * g], c);
+      c = tfk_smlad(xb[4 * g + 3], w[4 * g + 1], c);
+    }
+    ya[2 * pairs] = pw16_out(a, qq[2], qq[3], qq[4], 0);
+    yb[2 * pairs] = pw16_out(c, qq[2], qq[3], qq[4], 0);
+  }
+}
+
+#endif
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* npp pixel pairs from xa (G = in_c4 / 4 a constant, out_c even, every
+ * 4-byte load inside the input), all in one asm block: widen the two pixels
+ * into xb (as pw16_body), then the channel pairs as pw16_pairs. */
+static inline __attribute__((always_inline)) void pw16_pixel_pairs(const tfk_pw16_params *p, uint32_t *xb,
+                                                                    const int8_t *xa, int8_t *y, int32_t npp,
+                                                                    const int G) {
+  const int32_t ic = p->in_c, oc = p->out_c;
+  register uint32_t *r0 __asm__("r0") = xb;
+  register int32_t r1 __asm__("r1") = G;
+  register int8_t *r2 __asm__("r2") = y;
+  register int8_t *r3 __asm__("r3") = y + oc;
+  register const int32_t *r4 __asm__("r4") = p->q + 8 * (oc >> 1);
+  register const int8_t *r5 __asm__("r5") = xa;
+  register int32_t r6 __asm__("r6") = ic;
+  register int32_t r7 __asm__("r7") = npp;
+  register const int32_t *r8 __asm__("r8") = p->weights;
+  register const int32_t *r9 __asm__("r9") = p->q;
+  register int32_t r10 __asm__("r10") = oc;
+  __asm__ __volatile__(
+      "push {r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10}\n"
+      "3:\n\t"
+      "ldrd r0, r1, [sp, #20]\n\t"      /* xa, ic */
+      "ldr r2, [sp, #0]\n\t"            /* xb */
+      ".rept %c[G]\n\t"
+      "ldr r7, [r0, r1]\n\t"
+      "ldr r6, [r0], #4\n\t"
+      "sxtb16 r8, r6\n\t"
+      "sxtb16 r9, r6, ror #8\n\t"
+      "sxtb16 r10, r7\n\t"
+      "sxtb16 r11, r7, ror #8\n\t"
+      "stm r2!, {r8, r9, r10, r11}\n\t"
+      ".endr\n\t"
+      "add r0, r0, r1, lsl #1\n\t"
+      "sub r0, r0, %[G4]\n\t"
+      "str r0, [sp, #20]\n\t"
+      "ldr r1, [sp, #32]\n\t"           /* weights */
+      "ldr lr, [sp, #36]\n"             /* q */
+      "1:\n\t"
+      "ldrd r0, r12, [sp]\n\t"
+      "ldrd r4, r5, [lr]\n\t"
+      "ldrd r2, r3, [lr], #8\n\t"
+      ".rept %c[G]\n\t" PW16A_GROUP ".endr\n\t"
+      PW16A_TAIL_NOPOP
+      "ldrd r6, r7, [sp, #8]\n\t"       /* ya = y + oc, yb = y + 2 oc */
+      "ldr r8, [sp, #40]\n\t"
+      "mov r6, r7\n\t"
+      "add r7, r7, r8\n\t"
+      "strd r6, r7, [sp, #8]\n\t"
+      "ldr r8, [sp, #28]\n\t"
+      "subs r8, r8, #1\n\t"
+      "str r8, [sp, #28]\n\t"
+      "bne 3b\n\t"
+      "add sp, sp, #44\n\t"
+      : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3), "+r"(r4), "+r"(r5), "+r"(r6), "+r"(r7), "+r"(r8), "+r"(r9),
+        "+r"(r10)
+      : [G] "i"(G), [G4] "i"(4 * G)
+      : "r11", "r12", "lr", "cc", "memory");
+}
+#endif
+
+#undef PW16A_HEAD
+#undef PW16A_GROUP
+#undef PW16A_TAIL
+#undef PW16A_TAIL_NOPOP
+
 static inline __attribute__((always_inline)) void pw16_body(const tfk_pw16_params *p, const int8_t *in,
                                                              int8_t *out, const int8_t *lut, const int G) {
   uint32_t xb[TFK_PW16_MAX_C4];  /* 2 pixels x in_c4 int16 */
@@ -169,6 +332,20 @@ static inline __attribute__((always_inline)) void pw16_body(const tfk_pw16_param
   const int8_t *xa = in;
   int8_t *y = out;
   int32_t px = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  if (G && !lut && !(oc & 1)) {
+    /* pixel pairs whose 4-byte loads stay inside the input: (2k+1) ic + 4G <= n ic */
+    const int32_t num = n * ic - ic - 4 * G;
+    int32_t npp = num < 0 ? 0 : num / (2 * ic) + 1;
+    if (npp > n / 2) npp = n / 2;
+    if (npp > 0) {
+      pw16_pixel_pairs(p, xb, xa, y, npp, G);
+      px = 2 * npp;
+      xa += px * ic;
+      y += px * oc;
+    }
+  }
+#endif
   for (; px + 2 <= n; px += 2, xa += 2 * ic, y += 2 * oc) {
     const int8_t *xbp = xa + ic;
     uint32_t *d = xb;
@@ -189,7 +366,11 @@ static inline __attribute__((always_inline)) void pw16_body(const tfk_pw16_param
         d[3] = tfk_sxtb16_ror8(vb);
       }
     }
-    pw16_pass(p, xb, groups, y, y + oc, 1, lut, G);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (!lut) pw16_pairs(p, xb, groups, y, y + oc, G);
+    else
+#endif
+      pw16_pass(p, xb, groups, y, y + oc, 1, lut, G);
   }
   if (px < n) {
     uint32_t *d = xb;
@@ -203,13 +384,18 @@ static inline __attribute__((always_inline)) void pw16_body(const tfk_pw16_param
 }
 
 void tfk_pw16(const tfk_pw16_params *p, const int8_t *in, int8_t *out) {
-  /* no activation table: the identity one (one body instead of two) */
-  const int8_t *lut = (p->lut ? p->lut : tfk_identity_lut) + 128;
+  /* one body per group count, without a table (no per-output table load);
+   * an activation table, where there is one, is a second pass */
   switch (p->in_c4 >> 2) {
-    case 1: pw16_body(p, in, out, lut, 1); break;
-    case 2: pw16_body(p, in, out, lut, 2); break;
-    case 3: pw16_body(p, in, out, lut, 3); break;
-    default: pw16_body(p, in, out, lut, 0); break;
+    case 1: pw16_body(p, in, out, 0, 1); break;
+    case 2: pw16_body(p, in, out, 0, 2); break;
+    case 3: pw16_body(p, in, out, 0, 3); break;
+    default: pw16_body(p, in, out, 0, 0); break;
+  }
+  if (p->lut) {
+    const int8_t *lut = p->lut + 128;
+    const int32_t n = p->pixels * p->out_c;
+    for (int32_t i = 0; i < n; ++i) out[i] = lut[out[i]];
   }
 }
 #else

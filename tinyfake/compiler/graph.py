@@ -40,7 +40,7 @@ RUNTIME_SOURCES = {
 
 # tfk_pw16 (int16 weights) for pointwise layers with at least this many
 # pixels; smaller ones keep int8 weights (tfk_conv1x1) to save flash.
-PW16_MIN_PIXELS = 100
+PW16_MIN_PIXELS = 36
 PW16_MAX_C4 = 256  # TFK_PW16_MAX_C4
 
 
@@ -396,9 +396,12 @@ class _Lowering:
                 wpad[:, :oc] = 2 * wr
                 # [group][tap][{c0 c2} {c1 c3}]
                 warr = wpad.reshape(9, groups, 4).transpose(1, 0, 2).reshape(-1, 4)
-                q4 = np.zeros((groups * 4, 4), np.int64)
-                q4[:oc, 0] = 2 * bias_v
-                q4[:oc, 1:] = rq.reshape(oc, 3)
+                # per group of 4 channels {2b0, 2b1, 2b2, 2b3, m0, K0, e0, ..., m3, K3, e3}
+                b4 = np.zeros(groups * 4, np.int64)
+                b4[:oc] = 2 * bias_v
+                r4 = np.zeros((groups * 4, 3), np.int64)
+                r4[:oc] = rq.reshape(oc, 3)
+                q4 = np.concatenate([b4.reshape(groups, 4), r4.reshape(groups, 12)], axis=1)
                 pc = [Const(self.cname(op, "w"), "int32_t", _pairs(warr)),
                       Const(self.cname(op, "q"), "int32_t", q4.reshape(-1))] + self._slut(op, lut)
                 params = [ih, iw, oc, oh, ow, sh, sw, pad_top, pad_left, -x.quant.zp, pc[0].name,
