@@ -325,4 +325,22 @@ void tfk_softmax(const int32_t *exp_table, int32_t outer, int32_t depth, const i
 }
 #endif
 
+/* The loop nest of every two-input element-wise kernel (ADD, MUL, MAXIMUM,
+ * MINIMUM), broadcasting through `bc` (NULL: same shapes): OP(p, a, b) per
+ * output element. Reads a[i]/b[j] before writing out[i] in the same order,
+ * so in-place use is safe. */
+#define TFK_BINARY_LOOP(OP)                                                         \
+  if (!bc) {                                                                        \
+    for (int32_t i = 0; i < n; ++i) out[i] = OP(p, a[i], b[i]);                     \
+    return;                                                                         \
+  }                                                                                 \
+  for (int32_t i0 = 0; i0 < bc->dims[0]; ++i0)                                      \
+    for (int32_t i1 = 0; i1 < bc->dims[1]; ++i1)                                    \
+      for (int32_t i2 = 0; i2 < bc->dims[2]; ++i2) {                                \
+        const int8_t *pa = a + i0 * bc->a_stride[0] + i1 * bc->a_stride[1] + i2 * bc->a_stride[2]; \
+        const int8_t *pb = b + i0 * bc->b_stride[0] + i1 * bc->b_stride[1] + i2 * bc->b_stride[2]; \
+        const int32_t sa = bc->a_stride[3], sb = bc->b_stride[3];                   \
+        for (int32_t i3 = 0; i3 < bc->dims[3]; ++i3) *out++ = OP(p, pa[i3 * sa], pb[i3 * sb]); \
+      }
+
 #endif /* TFK_H */

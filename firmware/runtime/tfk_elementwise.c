@@ -15,22 +15,6 @@ static inline int8_t mul_one(const tfk_mul_params *p, int32_t a, int32_t b) {
   return tfk_clamp8(o, p->act_min, p->act_max);
 }
 
-/* One loop nest for both ops: OP(p, a, b) per output element. Reads a[i]/b[j]
- * before writing out[i] in the same order, so in-place use is safe. */
-#define TFK_BINARY_LOOP(OP)                                                         \
-  if (!bc) {                                                                        \
-    for (int32_t i = 0; i < n; ++i) out[i] = OP(p, a[i], b[i]);                     \
-    return;                                                                         \
-  }                                                                                 \
-  for (int32_t i0 = 0; i0 < bc->dims[0]; ++i0)                                      \
-    for (int32_t i1 = 0; i1 < bc->dims[1]; ++i1)                                    \
-      for (int32_t i2 = 0; i2 < bc->dims[2]; ++i2) {                                \
-        const int8_t *pa = a + i0 * bc->a_stride[0] + i1 * bc->a_stride[1] + i2 * bc->a_stride[2]; \
-        const int8_t *pb = b + i0 * bc->b_stride[0] + i1 * bc->b_stride[1] + i2 * bc->b_stride[2]; \
-        const int32_t sa = bc->a_stride[3], sb = bc->b_stride[3];                   \
-        for (int32_t i3 = 0; i3 < bc->dims[3]; ++i3) *out++ = OP(p, pa[i3 * sa], pb[i3 * sb]); \
-      }
-
 /* Fast paths (p->rq set by the compiler when every step is in tfk_rq's exact
  * range): the same arithmetic with one rounding multiply-accumulate per
  * MultiplyByQuantizedMultiplier. */
