@@ -146,9 +146,6 @@ static inline int32_t tfk_rq2(int32_t x2, int32_t m, int32_t K, int32_t e) {
 #endif
 }
 
-/* The identity activation table (index v + 128 holds v), in tfk_data.c. */
-extern const int8_t tfk_identity_lut[256];
-
 /* Pointwise CONV_2D with int16 weights (for layers with many pixels, where
  * the extra flash buys the most): the 2 pixels of a pass are widened once
  * into int16 pairs (SXTB16 lane order), then every output channel is a run

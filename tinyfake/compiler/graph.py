@@ -25,8 +25,8 @@ SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CO
 # Runtime source files per kernel family (paths relative to the repo root).
 RUNTIME_SOURCES = {
     "conv": ["firmware/runtime/tfk_conv.c", "firmware/runtime/cortex_m/tfk_conv_dsp.c"],
-    "pw": ["firmware/runtime/tfk_pw.c", "firmware/runtime/tfk_lut.c"],
-    "dw3": ["firmware/runtime/tfk_dw.c", "firmware/runtime/tfk_lut.c"],
+    "pw": ["firmware/runtime/tfk_pw.c"],
+    "dw3": ["firmware/runtime/tfk_dw.c"],
     "convrow": ["firmware/runtime/tfk_convrow.c"],
     "fc": ["firmware/runtime/tfk_fc.c", "firmware/runtime/cortex_m/tfk_fc_dsp.c"],
     "elementwise": ["firmware/runtime/tfk_elementwise.c"],
