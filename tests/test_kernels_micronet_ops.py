@@ -15,20 +15,11 @@ import pytest
 
 pytest.importorskip("tflite_micro")
 
-from tinyfake.compiler import compile_model  # noqa: E402
-from tinyfake.compiler.hostbuild import HostModel, build_host_many  # noqa: E402
+from test_kernels_ops import _q, _zp, assert_case_matches, compile_cases  # noqa: E402
+
 from tinyfake.compiler.modelbuilder import T, build  # noqa: E402
-from tinyfake.compiler.oracle import run_isolated  # noqa: E402
 
 SEEDS_PER_OP = 10
-
-
-def _q(rng, lo, hi):
-    return float(np.float32(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
-
-
-def _zp(rng):
-    return int(rng.integers(-128, 128))
 
 
 def _shape(rng, rank=4):
@@ -144,32 +135,9 @@ def _cases():
 CASES = _cases()
 
 
-def _inputs(n, seed):
-    rng = np.random.default_rng(seed)
-    xs = [rng.integers(-128, 128, size=n).astype(np.int8) for _ in range(3)]
-    xs.append(np.resize(np.arange(-128, 128, dtype=np.int16).astype(np.int8), n))
-    xs += [np.full(n, -128, np.int8), np.full(n, 127, np.int8)]
-    return xs
-
-
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mnops")
-    models = {}
-    for name, data in CASES:
-        p = root / f"{name}.tflite"
-        p.write_bytes(data)
-        models[name] = (p, compile_model(p, root / name))
-    dirs = [root / name for name, _ in CASES]
-    jobs = [(data, _inputs(models[name][1].input_bytes, k)) for k, (name, data) in enumerate(CASES)]
-    expected = dict(zip([c[0] for c in CASES], run_isolated(jobs)))
-    libs = {}
-
-    def lib(dsp):
-        if dsp not in libs:
-            libs[dsp] = build_host_many(dirs, dsp=dsp)
-        return libs[dsp]
-    return models, lib, expected
+    return compile_cases(CASES, tmp_path_factory.mktemp("mnops"))
 
 
 def test_fused_transpose_gather_is_one_gather(compiled):
@@ -183,14 +151,4 @@ def test_fused_transpose_gather_is_one_gather(compiled):
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
 @pytest.mark.parametrize("case", [c[0] for c in CASES])
 def test_op_matches_tflite_micro(compiled, case, dsp):
-    models, libs, expected = compiled
-    path, cm = models[case]
-    k = [c[0] for c in CASES].index(case)
-    lib, symbols = libs(dsp)
-    ours = HostModel(lib, cm.input_bytes, cm.output_bytes, symbols[k])
-    for i, x in enumerate(_inputs(cm.input_bytes, k)):
-        want = expected[case][i]
-        got = ours.run(x)
-        assert np.array_equal(got, want), (
-            f"{case} input #{i}: {int((got != want).sum())}/{want.size} values differ; "
-            f"first at {int(np.argmax(got != want))}: got {got[got != want][:5]} want {want[got != want][:5]}")
+    assert_case_matches(compiled, CASES, case, dsp)

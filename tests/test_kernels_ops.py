@@ -299,18 +299,17 @@ def _binary_tensors(rng, opname):
 CASES = _cases()
 
 
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ops")
+def compile_cases(cases, root):
+    """Compile every (name, tflite bytes) case under `root` and run the oracle
+    on `_inputs` once (in a crash-proof worker): (models, lib(dsp), expected)."""
     models = {}
-    for name, data in CASES:
+    for name, data in cases:
         p = root / f"{name}.tflite"
         p.write_bytes(data)
         models[name] = (p, compile_model(p, root / name))
-    dirs = [root / name for name, _ in CASES]
-    # oracle outputs for every case, computed once (in a crash-proof worker)
-    jobs = [(data, _inputs(models[name][1].input_bytes, k)) for k, (name, data) in enumerate(CASES)]
-    expected = dict(zip([c[0] for c in CASES], run_isolated(jobs)))
+    dirs = [root / name for name, _ in cases]
+    jobs = [(data, _inputs(models[name][1].input_bytes, k)) for k, (name, data) in enumerate(cases)]
+    expected = dict(zip([c[0] for c in cases], run_isolated(jobs)))
     libs = {}
 
     def lib(dsp):  # built on first use, once per variant
@@ -318,6 +317,26 @@ def compiled(tmp_path_factory):
             libs[dsp] = build_host_many(dirs, dsp=dsp)
         return libs[dsp]
     return models, lib, expected
+
+
+def assert_case_matches(compiled, cases, case, dsp):
+    """The generated C of `case` equals the oracle on every input."""
+    models, libs, expected = compiled
+    path, cm = models[case]
+    k = [c[0] for c in cases].index(case)
+    lib, symbols = libs(dsp)
+    ours = HostModel(lib, cm.input_bytes, cm.output_bytes, symbols[k])
+    for i, x in enumerate(_inputs(cm.input_bytes, k)):
+        want = expected[case][i]
+        got = ours.run(x)
+        assert np.array_equal(got, want), (
+            f"{case} input #{i}: {int((got != want).sum())}/{want.size} values differ; "
+            f"first at {int(np.argmax(got != want))}: got {got[got != want][:5]} want {want[got != want][:5]}")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    return compile_cases(CASES, tmp_path_factory.mktemp("ops"))
 
 
 def _inputs(n, seed):
@@ -331,14 +350,4 @@ def _inputs(n, seed):
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
 @pytest.mark.parametrize("case", [c[0] for c in CASES])
 def test_op_matches_tflite_micro(compiled, case, dsp):
-    models, libs, expected = compiled
-    path, cm = models[case]
-    k = [c[0] for c in CASES].index(case)
-    lib, symbols = libs(dsp)
-    ours = HostModel(lib, cm.input_bytes, cm.output_bytes, symbols[k])
-    for i, x in enumerate(_inputs(cm.input_bytes, k)):
-        want = expected[case][i]
-        got = ours.run(x)
-        assert np.array_equal(got, want), (
-            f"{case} input #{i}: {int((got != want).sum())}/{want.size} values differ; "
-            f"first at {int(np.argmax(got != want))}: got {got[got != want][:5]} want {want[got != want][:5]}")
+    assert_case_matches(compiled, CASES, case, dsp)
