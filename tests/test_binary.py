@@ -1,6 +1,7 @@
-"""Binary detector: training form, bit-packed integer reference, and the C
-XNOR-popcount kernels (portable and Cortex-M7 variants) against it."""
-import ctypes
+"""Binary detector: training form, the integer reference of a binary conv
+(tinyfake.compiler.binary), its int8 TFLite form, and the compiled
+XNOR-popcount kernels (portable and Cortex-M7 forms, built for the host):
+reference == TFLite Micro == compiled C, bit for bit."""
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,47 +10,31 @@ import numpy as np
 import pytest
 import torch
 
+from tinyfake.compiler.api import compile_model
+from tinyfake.compiler.binary import binary_conv_ref, binary_dot, pack_activations, pack_bits
+from tinyfake.compiler.hostbuild import HostModel, build_host
+from tinyfake.export.binary_tflite import (_range_quant, binary_layer_params, binary_layer_tflite,
+                                           binary_tflite, trace_matches)
+from tinyfake.export.tflm import tflm_outputs
 from tinyfake.models import build_model, count_macs_params
-from tinyfake.models.binary import (BIN_SHIFT, BinaryConv2d, binary_conv_ref, binary_dot,
-                                    fold_binary_conv, pack_activations, pack_bits, weight_bytes)
+from tinyfake.models.binary import BinaryConv2d, weight_bytes
+from tinyfake.models.binary_device import random_layer_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [ROOT / "firmware/binary/tfk_binary.c", ROOT / "firmware/binary/cortex_m/tfk_binary_m7.c"]
+SOURCES = [ROOT / "firmware/runtime/tfk_binary.c", ROOT / "firmware/runtime/cortex_m/tfk_binary_m7.c",
+           ROOT / "firmware/runtime/tfk_prelu.c"]
 ARM = ["-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-mthumb", "-O2",
-       "-Wall", "-Wextra", "-Werror", "-std=c99"]
-P = np.ctypeslib.ndpointer
+       "-Wall", "-Wextra", "-Werror", "-std=c99", f"-I{ROOT / 'firmware/runtime'}"]
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    so = tmp_path_factory.mktemp("bin") / "libtfkb.so"
-    subprocess.run(["gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-                    "-o", str(so), *map(str, SOURCES)], check=True)
-    lib = ctypes.CDLL(str(so))
-    lib.tfkb_pack.argtypes = [P(np.int8), ctypes.c_int, ctypes.c_int, P(np.int16), P(np.uint32)]
-    for fn in (lib.tfkb_conv, lib.tfkb_conv_m7):
-        fn.argtypes = [P(np.uint32), ctypes.c_int, ctypes.c_int, ctypes.c_int, P(np.uint32),
-                       ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, P(np.int32),
-                       P(np.int32), ctypes.c_int, P(np.int8)]
-    return lib
-
-
-def c_conv(fn, xbits, channels, layer, oc):
-    h, w, _ = xbits.shape
-    k, s, p = layer["wbits"].shape[1], layer["stride"], layer["pad"]
-    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-    out = np.zeros((oh, ow, oc), np.int8)
-    fn(np.ascontiguousarray(xbits), h, w, channels, np.ascontiguousarray(layer["wbits"]), oc, k, s, p,
-       layer["mult"], layer["bias"], layer["shift"], out)
-    return out
-
-
-def random_layer(rng, c, oc, k, stride):
-    return dict(threshold=rng.integers(-20, 20, c).astype(np.int16),
-                wbits=pack_bits(rng.random((oc, k, k, c)) < 0.5),
-                mult=rng.integers(-(1 << 16), 1 << 16, oc).astype(np.int32),
-                bias=rng.integers(-(1 << 24), 1 << 24, oc).astype(np.int32),
-                stride=stride, pad=k // 2, shift=BIN_SHIFT)
+def compiled_outputs(tflite: Path, out_dir: Path, x: np.ndarray, binary_kernels: bool = True) -> dict:
+    """int8 inputs (N, ...) -> {"portable": outs, "m7": outs} of tinyfake's compiled C."""
+    cm = compile_model(tflite, out_dir, binary_kernels=binary_kernels)
+    result = {"kernels": [o.kernel for o in cm.ops], "compiled": cm}
+    for variant, dsp in (("portable", False), ("m7", True)):
+        run = HostModel(build_host(cm.out_dir, dsp=dsp), cm.input_bytes, cm.output_bytes)
+        result[variant] = np.stack([run.run(np.ascontiguousarray(v)) for v in x])
+    return result
 
 
 def test_packing_layout():
@@ -61,30 +46,33 @@ def test_packing_layout():
 
 
 def test_dot_equals_float_conv_on_signs():
-    """d = 2*popcount(xnor) - n is the +-1 convolution with zero padding."""
+    """d = n - 2*popcount(xor) is the +-1 convolution with zero padding."""
     rng = np.random.default_rng(1)
     xs = np.where(rng.random((7, 9, 37)) < 0.5, 1, -1)
     ws = np.where(rng.random((5, 37, 3, 3)) < 0.5, 1, -1)
-    d = binary_dot(pack_bits(xs > 0), pack_bits(np.transpose(ws, (0, 2, 3, 1)) > 0), 37, 2, 1)
+    d = binary_dot(pack_bits(xs > 0), pack_bits(np.transpose(ws, (0, 2, 3, 1)) > 0), 37, 2, 1, 1, 4, 5)
     want = torch.nn.functional.conv2d(torch.tensor(xs, dtype=torch.float64).permute(2, 0, 1)[None],
                                       torch.tensor(ws, dtype=torch.float64), stride=2, padding=1)
     assert np.array_equal(d, want[0].permute(1, 2, 0).numpy().astype(np.int32))
 
 
 @pytest.mark.parametrize("h,w,c,oc,k,stride", [(8, 8, 16, 32, 3, 1), (9, 7, 70, 24, 3, 2),
-                                               (5, 6, 64, 64, 1, 1), (6, 6, 1000, 8, 3, 1)])
-def test_c_kernels_equal_reference_random(lib, h, w, c, oc, k, stride):
+                                               (5, 6, 64, 64, 1, 1), (6, 6, 1000, 8, 3, 1),
+                                               (7, 5, 33, 5, 3, 1), (12, 10, 96, 17, 5, 2)])
+def test_layer_reference_equals_tflm_and_compiled_c(tmp_path, h, w, c, oc, k, stride):
     rng = np.random.default_rng(h * 100 + c)
-    x = rng.integers(-128, 128, (h, w, c)).astype(np.int8)
-    layer = random_layer(rng, c, oc, k, stride)
-    want = binary_conv_ref(x, **{k_: layer[k_] for k_ in ("threshold", "wbits", "mult", "bias",
-                                                         "stride", "pad", "shift")})
-    xbits = np.zeros((h, w, (c + 31) // 32), np.uint32)
-    lib.tfkb_pack(np.ascontiguousarray(x), h * w, c, layer["threshold"], xbits)
-    assert np.array_equal(xbits, pack_activations(x, layer["threshold"]))
-    assert np.array_equal(c_conv(lib.tfkb_conv, xbits, c, layer, oc), want)
-    assert np.array_equal(c_conv(lib.tfkb_conv_m7, xbits, c, layer, oc), want)
-    assert len(np.unique(want)) > 10  # not saturated: the test can see differences
+    spec = random_layer_spec(rng, h, w, c, oc, k, stride)
+    data, layer = binary_layer_tflite(**spec)
+    path = tmp_path / "layer.tflite"
+    path.write_bytes(data)
+    x = rng.integers(-128, 128, (3, h, w, c)).astype(np.int8)
+    want = np.stack([binary_conv_ref(v, layer) for v in x])
+    assert len(np.unique(want)) > 10  # not saturated: the check can see differences
+    assert np.array_equal(tflm_outputs(path, x), want)
+    got = compiled_outputs(path, tmp_path / "gen", x)
+    assert "tfkb_conv" in got["kernels"] and "tfkb_pack" in got["kernels"]
+    assert np.array_equal(got["portable"].reshape(want.shape), want)
+    assert np.array_equal(got["m7"].reshape(want.shape), want)
 
 
 def _real_faces(n=4, size=64):
@@ -94,35 +82,67 @@ def _real_faces(n=4, size=64):
     faces = [resize(data.astronaut()[:256, 128:384], (size, size), anti_aliasing=True)]
     for f in data.lfw_subset()[: n - 1]:
         faces.append(np.repeat(resize(f, (size, size))[..., None], 3, -1))
-    return (np.clip(np.stack(faces), 0, 1) * 255).astype(np.uint8)
+    return np.clip(np.stack(faces), 0, 1).astype(np.float32)
 
 
-def test_c_kernels_equal_reference_on_real_faces(lib):
-    """Real activations: faces through a BinaryNet's stem (int8-quantized),
-    then each binary conv of the first block folded to integers."""
-    torch.manual_seed(0)
-    net = build_model("binary", 64).eval()
-    faces = torch.from_numpy(_real_faces()).permute(0, 3, 1, 2).float() / 255
+def _perturbed_net(size=64, seed=0):
+    """A BinaryNet with non-trivial thresholds, BatchNorm statistics and signs."""
+    torch.manual_seed(seed)
+    net = build_model("binary", size).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, BinaryConv2d):
+                m.threshold.uniform_(-0.2, 0.3)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(-1.5, 1.5)
+    return net
+
+
+def test_layer_on_real_faces(tmp_path):
+    """Real activations: faces through a BinaryNet's stem, quantized, into its
+    first binary conv: reference == TFLite Micro == compiled C."""
+    net = _perturbed_net()
+    faces = torch.from_numpy(_real_faces()).permute(0, 3, 1, 2)
     with torch.no_grad():
         act = net.stem(faces).permute(0, 2, 3, 1).numpy()
-    s_in = float(act.max()) / 255
-    q = np.clip(np.round(act / s_in) - 128, -128, 127).astype(np.int8)
-    block, zp = net.blocks[0], -128
-    for conv, bn in ((block.conv3, block.bn3), (block.conv1, block.bn1)):
-        with torch.no_grad():
-            conv.threshold.uniform_(0.0, 0.3)  # a trained RSign is not all zero
-        layer = fold_binary_conv(conv, bn, s_in, zp, 0.05, 0)
-        outs = []
-        for img in q:
-            want = binary_conv_ref(img, layer["threshold"], layer["wbits"], layer["mult"],
-                                   layer["bias"], layer["stride"], layer["pad"])
-            xbits = pack_activations(img, layer["threshold"])
-            assert np.array_equal(c_conv(lib.tfkb_conv, xbits, conv.in_channels, layer,
-                                         conv.out_channels), want)
-            assert np.array_equal(c_conv(lib.tfkb_conv_m7, xbits, conv.in_channels, layer,
-                                         conv.out_channels), want)
-            outs.append(want)
-        q, s_in, zp = np.stack(outs), 0.05, 0  # the next layer reads this one's output
+    in_q = _range_quant(act.min(), act.max())
+    x = np.clip(np.round(act / in_q[0]) + in_q[1], -128, 127).astype(np.int8)
+    b = net.blocks[0]
+    params = binary_layer_params(b.conv3, b.bn3, in_q)
+    data, layer = binary_layer_tflite(x.shape[1:], in_q, out_q=(0.05, 0), **params)
+    path = tmp_path / "face_layer.tflite"
+    path.write_bytes(data)
+    want = np.stack([binary_conv_ref(v, layer) for v in x])
+    assert len(np.unique(want)) > 10
+    assert np.array_equal(tflm_outputs(path, x), want)
+    got = compiled_outputs(path, tmp_path / "gen", x)
+    assert np.array_equal(got["portable"].reshape(want.shape), want)
+    assert np.array_equal(got["m7"].reshape(want.shape), want)
+
+
+def test_whole_network_int8_form(tmp_path):
+    """The exported int8 form: TFLite Micro == compiled C with binary kernels
+    == compiled C with int8 kernels, on real faces; its weights take about
+    4x less flash than the int8 twin's (stem and head are int8 in both)."""
+    net = _perturbed_net()
+    faces = _real_faces(8)
+    assert trace_matches(net, torch.from_numpy(faces).permute(0, 3, 1, 2)) == 0.0
+    path, twin = tmp_path / "bin.tflite", tmp_path / "twin.tflite"
+    path.write_bytes(binary_tflite(net, faces))
+    twin.write_bytes(binary_tflite(net, faces, twin=True))
+    u8 = (faces * 255).round().astype(np.uint8)
+    x = (u8.astype(np.int16) - 128).astype(np.int8)
+    want = tflm_outputs(path, u8)
+    binary = compiled_outputs(path, tmp_path / "gen_bin", x)
+    int8 = compiled_outputs(path, tmp_path / "gen_int8", x, binary_kernels=False)
+    for got in (binary["portable"], binary["m7"], int8["portable"], int8["m7"]):
+        assert np.array_equal(got.reshape(want.shape), want)
+    assert binary["kernels"].count("tfkb_conv") == 2 * len(net.blocks)
+    assert "tfkb_conv" not in int8["kernels"]
+    tw = compile_model(twin, tmp_path / "gen_twin")
+    assert tw.weight_bytes >= 3.5 * binary["compiled"].weight_bytes
 
 
 def test_folded_layer_matches_float_layer():
@@ -134,14 +154,14 @@ def test_folded_layer_matches_float_layer():
         bn.running_var.uniform_(1, 4)
         conv.threshold.uniform_(-0.5, 0.5)
     bn.eval()
-    s_in, zp_in, s_out, zp_out = 0.02, 3, 0.05, -2
+    in_q, out_q = (0.02, 3), (0.05, -2)
     xq = np.random.default_rng(2).integers(-128, 128, (10, 10, 40)).astype(np.int8)
-    xf = torch.from_numpy((xq.astype(np.float32) - zp_in) * s_in).permute(2, 0, 1)[None]
+    xf = torch.from_numpy((xq.astype(np.float32) - in_q[1]) * in_q[0]).permute(2, 0, 1)[None]
     with torch.no_grad():
         yf = bn(conv(xf))[0].permute(1, 2, 0).numpy()
-    layer = fold_binary_conv(conv, bn, s_in, zp_in, s_out, zp_out)
-    got = binary_conv_ref(xq, layer["threshold"], layer["wbits"], layer["mult"], layer["bias"], 1, 1)
-    want = np.clip(np.round(yf / s_out) + zp_out, -128, 127)
+    _, layer = binary_layer_tflite(xq.shape, in_q, out_q=out_q, **binary_layer_params(conv, bn, in_q))
+    got = binary_conv_ref(xq, layer)
+    want = np.clip(np.round(yf / out_q[0]) + out_q[1], -128, 127)
     assert np.abs(got.astype(int) - want).max() <= 1
 
 
@@ -166,12 +186,9 @@ def test_binary_net_trains_and_is_small():
     assert wb["int8"] / wb["binary"] >= 4.0
 
 
-def test_binary_net_with_fft_lbp_channels():
-    net = build_model("binary", 64, channels="rgb+fft+lbp")
-    assert net(torch.rand(2, 3, 64, 64)).shape == (2, 1)
-
-
 @pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc"), reason="needs arm-none-eabi-gcc")
 @pytest.mark.parametrize("src", SOURCES + [ROOT / "firmware/binary/channels.c"], ids=lambda p: p.name)
-def test_sources_compile_for_cortex_m7(src, tmp_path):
-    subprocess.run(["arm-none-eabi-gcc", *ARM, "-c", str(src), "-o", str(tmp_path / "x.o")], check=True)
+@pytest.mark.parametrize("dsp", [0, 1])
+def test_sources_compile_for_cortex_m7(src, dsp, tmp_path):
+    subprocess.run(["arm-none-eabi-gcc", *ARM, f"-DTFK_USE_DSP={dsp}", "-c", str(src),
+                    "-o", str(tmp_path / "x.o")], check=True)

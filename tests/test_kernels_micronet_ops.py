@@ -3,7 +3,9 @@ TFLite Micro wheel, bit for bit (seeded sweeps, portable and DSP kernels).
 
 GATHER (constant positions), TRANSPOSE, TRANSPOSE -> GATHER -> TRANSPOSE
 (fused into one gather), MAXIMUM / MINIMUM (broadcast, constant operand),
-and grouped CONV_2D with one input channel per group (run as depthwise).
+grouped CONV_2D with one input channel per group (run as depthwise), and
+grouped CONV_2D with several input channels per group (tfk_gconv.c: the
+1x1 kernel and the general one).
 """
 from __future__ import annotations
 
@@ -119,6 +121,49 @@ def grouped_conv_case(rng):
     return build([("CONV_2D", [0, 1, 2], [3], opts)], tensors, [0], [3])
 
 
+def multi_group_conv_case(rng, pointwise):
+    """CONV_2D whose filter depth is ic / groups with 2+ channels per group:
+    1x1 / stride 1 / no padding (the MicroNet form: tfk_grouped_conv1x1),
+    or any kernel, stride, padding, dilation (tfk_grouped_conv2d)."""
+    groups, gi = int(rng.integers(2, 7)), int(rng.choice([2, 3, 4, 5, 6, 8, 10, 12, 16]))
+    go = int(rng.integers(1, 7))
+    ic, oc = groups * gi, groups * go
+    n = 1 if pointwise or rng.random() < 0.8 else 2
+    while True:
+        ih, iw = int(rng.integers(1, 10)), int(rng.integers(1, 10))
+        if pointwise:
+            kh = kw = sh = sw = dh = dw = 1
+            pad = int(rng.integers(0, 2))
+        else:
+            kh, kw = [(3, 3), (1, 1), (3, 1), (1, 3), (5, 5), (2, 3)][int(rng.integers(0, 6))]
+            sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+            dh, dw = (2, int(rng.integers(1, 3))) if rng.random() < 0.2 else (1, 1)
+            pad = int(rng.integers(0, 2))
+        oh = _out_size(pad, ih, kh, sh, dh)
+        ow = _out_size(pad, iw, kw, sw, dw)
+        if oh >= 1 and ow >= 1:
+            break
+    in_s = _q(rng, 0.005, 0.1)
+    per_channel = rng.random() < 0.8
+    w_s = [_q(rng, 0.002, 0.05) for _ in range(oc if per_channel else 1)]
+    out_s = float(np.float32(125 * math.sqrt(kh * kw * gi) * in_s * float(np.mean(w_s)) * _q(rng, 0.3, 3)))
+    wshape = (oc, kh, kw, gi)
+    tensors = [T((n, ih, iw, ic), scale=in_s, zp=_zp(rng)),
+               T(wshape, scale=w_s, zp=0, axis=0, data=rng.integers(-127, 128, size=wshape).astype(np.int8)),
+               T((oc,), "int32", scale=[in_s * s for s in w_s],
+                 data=rng.integers(-20000, 20000, size=oc).astype(np.int32)),
+               T((n, oh, ow, oc), scale=out_s, zp=_zp(rng))]
+    opts = {"padding": pad, "strideH": sh, "strideW": sw, "dilationHFactor": dh,
+            "dilationWFactor": dw, "fusedActivationFunction": int(rng.choice([0, 1, 3]))}
+    ins = [0, 1, -1] if rng.random() < 0.25 else [0, 1, 2]   # without bias too
+    return build([("CONV_2D", ins, [3], opts)], tensors, [0], [3])
+
+
+def _out_size(pad, n, k, s, d):
+    eff = (k - 1) * d + 1
+    return (n + s - 1) // s if pad == 0 else (n - eff + s) // s
+
+
 def _cases():
     gens = {
         "gather": gather_case,
@@ -127,9 +172,12 @@ def _cases():
         "maximum": lambda r: minmax_case(r, "MAXIMUM"),
         "minimum": lambda r: minmax_case(r, "MINIMUM"),
         "grouped_conv": grouped_conv_case,
+        "gconv_1x1": lambda r: multi_group_conv_case(r, True),
+        "gconv_kxk": lambda r: multi_group_conv_case(r, False),
     }
+    seeds = {"gconv_1x1": 2 * SEEDS_PER_OP, "gconv_kxk": 2 * SEEDS_PER_OP}
     return [(f"{name}-{seed}", gen(np.random.default_rng([zlib.crc32(name.encode()), seed])))
-            for name, gen in gens.items() for seed in range(SEEDS_PER_OP)]
+            for name, gen in gens.items() for seed in range(seeds.get(name, SEEDS_PER_OP))]
 
 
 CASES = _cases()
@@ -146,6 +194,23 @@ def test_fused_transpose_gather_is_one_gather(compiled):
     kernels = [o.kernel for o in cm.ops]
     assert sum(k.startswith("tfk_gather") for k in kernels) == 1
     assert not any(k.startswith("tfk_transpose") for k in kernels)
+
+
+def test_grouped_convs_use_the_grouped_kernels(compiled):
+    models, _, _ = compiled
+    kernels = {name: [o.kernel for o in cm.ops] for name, (_, cm) in models.items()}
+    pw = [k for name, ks in kernels.items() if name.startswith("gconv_1x1") for k in ks]
+    kxk = [k for name, ks in kernels.items() if name.startswith("gconv_kxk") for k in ks]
+    assert all(k.startswith("tfk_grouped_conv") for k in pw + kxk), set(pw + kxk)
+    assert sum(k.startswith("tfk_grouped_conv1x1") for k in pw) >= len(pw) // 2
+    assert sum(k.startswith("tfk_grouped_conv2d") for k in kxk) >= len(kxk) // 2
+    # MACs are those of the grouped convolution (in_c / groups per output)
+    _, cm = models["gconv_1x1-0"]
+    from tinyfake.compiler.reader import read_tflite
+    g = read_tflite(models["gconv_1x1-0"][0])
+    w = g.tensors[g.operators[0].inputs[1]].shape
+    out = g.tensors[g.operators[0].outputs[0]].shape
+    assert cm.macs == int(np.prod(out)) * w[3]
 
 
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])

@@ -92,13 +92,45 @@ def test_export_form_equals_training_form(variant):
         assert (feats - feats_e).abs().max() <= 1e-5 * max(1.0, feats.abs().max())
         assert (model(x) - export(x)).abs().max() <= 1e-5
     convs = [m for m in export.modules() if isinstance(m, torch.nn.Conv2d)]
-    # grouped convs are dense or depthwise; shuffles are composed/folded, gathers are int32
-    assert all(c.groups in (1, c.in_channels) for c in convs)
+    # grouped convs stay grouped (no dense block-diagonal form): the training
+    # form's convs, each with its own group count, or (where onnx2tf would take
+    # it for a depthwise conv: group count == input width) a divisor of it
+    def key(c):
+        return c.in_channels, c.out_channels, c.kernel_size
+    train = sorted((key(c), c.groups) for c in model.modules()
+                   if isinstance(c, torch.nn.Conv2d) and c.groups > 1 and c.groups != c.in_channels)
+    exp = sorted((key(c), c.groups) for c in convs if 1 < c.groups < c.in_channels)
+    assert len(exp) >= len(train) // 2
+    assert all(any(k == k2 and g % g2 == 0 for k, g in train) for k2, g2 in exp)
+    conv_w = sum(c.weight.numel() for c in convs)
+    train_w = sum(m.weight.numel() for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert train_w <= conv_w <= 1.05 * train_w
+    # shuffles are composed/folded, gathers are int32
     gathers = [m for m in export.modules() if isinstance(m, ExportGather)]
     assert gathers and all(g.index.dtype == torch.int32 for g in gathers)
     # the training form (and the paper counts) are untouched
     assert sum(p.numel() for p in model.parameters()) == sum(
         p.numel() for p in build_model(f"micronet-{variant}", 64).parameters())
+
+
+def test_fold_permutation_into_grouped_conv():
+    from tinyfake.models.micronet import _fold_permutation
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 3, 3)
+    for groups, perm, foldable in [
+            (1, torch.randperm(12), True),
+            (3, torch.cat([torch.randperm(4) + 4 * g for g in range(3)]), True),   # within groups
+            (3, torch.arange(12).view(3, 4).t().reshape(-1), False),             # a shuffle
+            (3, torch.cat([torch.arange(4, 8), torch.arange(4), torch.arange(8, 12)]), False),
+            (12, torch.randperm(12), False)]:                                     # depthwise
+        conv = torch.nn.Conv2d(12, 6 if groups < 12 else 12, 1, groups=groups)
+        want = conv(x[:, perm])
+        before = conv.weight.detach().clone()
+        assert _fold_permutation(conv, perm) == foldable
+        if foldable:
+            assert torch.allclose(conv(x), want, atol=1e-6)
+        else:
+            assert torch.equal(conv.weight, before)
 
 
 def _faces(size):

@@ -9,9 +9,39 @@
 #include "model.h"
 #include "protocol.h"
 #include "selftest.h"
+#include "tf_input.h"
 
+#if TFK_INPUT_CHANNELS_FFT_LBP
+#include "channels.h"
+/* RGB + FFT + LBP model: the host loads the uint8 RGB face (n x n x 3); the
+ * board computes R, G, B, FFT, LBP into the model's int8 input before each
+ * inference (tf_input.h). The channel scratch overlays the model's arena,
+ * which is free until model_invoke (the linker script sizes it). */
+static int8_t loaded[TFK_LOAD_BYTES] __attribute__((aligned(16)));
+static int8_t input[MODEL_INPUT_BYTES] __attribute__((aligned(16)));
+extern char __tf_scratch_start[];
+
+static int make_input(const int8_t *rgb)
+{
+    const int n = TFK_RGB_SIZE;
+    int64_t *fft = (int64_t *)(void *)__tf_scratch_start;
+    uint8_t *grey = (uint8_t *)(fft + 2 * n * n);
+    if (tfkc_channels((const uint8_t *)rgb, n, fft, grey, (uint8_t *)input))
+        return -100;
+    uint8_t *b = (uint8_t *)input;
+    for (int i = 0; i < MODEL_INPUT_BYTES; i++)
+#if TFK_INPUT_OFFSET_128
+        b[i] ^= 0x80u;                      /* int8 = byte - 128 */
+#else
+        b[i] = (uint8_t)tfk_input_lut[b[i]];
+#endif
+    return 0;
+}
+#else
 /* The input tensor the host loads; the model only reads it. */
 static int8_t input[MODEL_INPUT_BYTES] __attribute__((aligned(16)));
+#define loaded input
+#endif
 static int8_t output[MODEL_OUTPUT_BYTES] __attribute__((aligned(16)));
 static uint32_t session;           /* 0 after every reset: no session */
 
@@ -194,6 +224,11 @@ static void cmd_hello(const char *seq, char **arg, int nargs)
     key("ram"); put_u64((uintptr_t)__tf_ram_used);
     key("stack"); put_u64(hal_stack_size());
     key("line_max"); put_u64(TF_LINE_MAX);
+    key("load_bytes"); put_u64(TFK_LOAD_BYTES);
+#if TFK_INPUT_CHANNELS_FFT_LBP
+    key("pre"); put("rgb+fft+lbp");       /* the board makes the input from an RGB face */
+    key("scratch"); put_u64(TFK_CHANNEL_SCRATCH_BYTES);
+#endif
     key("sid"); put_hex32(session);
     reply_end();
 }
@@ -207,7 +242,7 @@ static void cmd_load(const char *seq, char **arg, int nargs)
     }
     const char *hex = arg[1];
     size_t n = strlen(hex);
-    if (n % 2 || off > MODEL_INPUT_BYTES || n / 2 > MODEL_INPUT_BYTES - off) {
+    if (n % 2 || off > TFK_LOAD_BYTES || n / 2 > TFK_LOAD_BYTES - off) {
         reply_err(seq, "LOAD outside the input tensor");
         return;
     }
@@ -217,7 +252,7 @@ static void cmd_load(const char *seq, char **arg, int nargs)
             reply_err(seq, "LOAD bad hex");
             return;
         }
-        input[off + i] = (int8_t)((hi << 4) | lo);
+        loaded[off + i] = (int8_t)((hi << 4) | lo);
     }
     reply_begin(seq, "OK");
     reply_end();
@@ -232,7 +267,7 @@ static int input_matches(const char *seq, const char *crc_text)
         reply_err(seq, "bad input CRC argument");
         return 0;
     }
-    uint32_t have = crc32_update(0, input, sizeof input);
+    uint32_t have = crc32_update(0, loaded, TFK_LOAD_BYTES);
     if (have != want) {
         reply_begin(seq, "ERR inputcrc have=");
         put_hex32(have);
@@ -250,11 +285,20 @@ static void ack(const char *seq)
     reply_end();
 }
 
+/* One inference on what the host loaded (`in`: TFK_LOAD_BYTES). The
+ * markers (and cycles) cover everything from those bytes to the output: for
+ * an RGB + FFT + LBP model the channel computation too (PREP counts it alone). */
 static int infer(const int8_t *in, uint32_t *cycles)
 {
     uint32_t t0 = hal_cycles();
     tf_mark_begin();
+#if TFK_INPUT_CHANNELS_FFT_LBP
+    int rc = make_input(in);
+    if (rc == 0)
+        rc = model_invoke(input, output);
+#else
     int rc = model_invoke(in, output);
+#endif
     tf_mark_end();
     *cycles = hal_cycles() - t0;
     return rc;
@@ -281,12 +325,46 @@ static void cmd_run(const char *seq, char **arg, int nargs)
     if (!input_matches(seq, arg[0]))
         return;
     ack(seq);
-    if (!infer_or_err(seq, input, &cycles))
+    if (!infer_or_err(seq, loaded, &cycles))
         return;
     reply_begin(seq, "OK");
     key("out"); put_hex_bytes(output, MODEL_OUTPUT_BYTES);
     key("cycles"); put_u64(cycles);
     reply_end();
+}
+
+/* PREP <crc>: only the input stage (RGB -> R, G, B, FFT, LBP, int8) between
+ * the markers, so the host can tell its share of an inference. */
+static void cmd_prep(const char *seq, char **arg, int nargs)
+{
+#if TFK_INPUT_CHANNELS_FFT_LBP
+    if (nargs != 1) {
+        reply_err(seq, "usage: PREP <input crc32>");
+        return;
+    }
+    if (!input_matches(seq, arg[0]))
+        return;
+    ack(seq);
+    uint32_t t0 = hal_cycles();
+    tf_mark_begin();
+    int rc = make_input(loaded);
+    tf_mark_end();
+    uint32_t cycles = hal_cycles() - t0;
+    if (rc != 0) {
+        reply_begin(seq, "ERR prep status=");
+        put_i32(rc);
+        reply_end();
+        return;
+    }
+    reply_begin(seq, "OK");
+    key("in_crc"); put_hex32(crc32_update(0, input, MODEL_INPUT_BYTES));
+    key("cycles"); put_u64(cycles);
+    reply_end();
+#else
+    (void)arg;
+    (void)nargs;
+    reply_err(seq, "PREP: this model takes its input as loaded");
+#endif
 }
 
 static void cmd_bench(const char *seq, char **arg, int nargs)
@@ -301,7 +379,7 @@ static void cmd_bench(const char *seq, char **arg, int nargs)
         return;
     ack(seq);
     for (uint32_t i = 0; i < n; i++) {
-        if (!infer_or_err(seq, input, &cycles))
+        if (!infer_or_err(seq, loaded, &cycles))
             return;
         lo = cycles < lo ? cycles : lo;
         hi = cycles > hi ? cycles : hi;
@@ -356,6 +434,7 @@ static void handle(char *text)
     if (!strcmp(cmd, "LOAD")) cmd_load(seq, arg, nargs);
     else if (!strcmp(cmd, "RUN")) cmd_run(seq, arg, nargs);
     else if (!strcmp(cmd, "BENCH")) cmd_bench(seq, arg, nargs);
+    else if (!strcmp(cmd, "PREP")) cmd_prep(seq, arg, nargs);
     else if (!strcmp(cmd, "SELFTEST")) cmd_selftest(seq);
     else if (!strcmp(cmd, "STAT")) cmd_stat(seq);
     else if (!strcmp(cmd, "EXIT")) {

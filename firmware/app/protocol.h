@@ -10,10 +10,13 @@
  * Commands (docs/FIRMWARE.md describes them):
  *   HELLO <sid>            open a session (sid: 8 hex digits, not 0); reply
  *                          has board, firmware, model identity and budgets
- *   LOAD <offset> <hex>    write bytes into the input tensor
+ *   LOAD <offset> <hex>    write bytes into the input tensor (an RGB + FFT + LBP
+ *                          model: into the RGB face the board makes it from)
  *   RUN <crc>              check the input's CRC-32, run one inference:
  *                          out=<hex> cycles=<n>
  *   BENCH <n> <crc>        n timed inferences: cycles min/max/total
+ *   PREP <crc>             RGB + FFT + LBP models: only the channel computation
+ *                          (timed): in_crc=<crc of the int8 model input> cycles=
  *   SELFTEST               run the compiled-in input, compare to expected
  *   STAT                   stack high-water mark
  *   EXIT <code>            end the simulation (reset on hardware)

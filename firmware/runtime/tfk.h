@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "tfk_binary.h"
+
 #ifndef TFK_USE_DSP
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #define TFK_USE_DSP 1
@@ -203,6 +205,41 @@ typedef struct {
 
 void tfk_conv_rows(const tfk_convrow_params *p, const int8_t *in, int8_t *out);
 
+/* Grouped CONV_2D (tfk_gconv.c): filter depth in_c / groups, output channel
+ * o in group o / (out_c / groups) reads that group's in_c / groups input
+ * channels (TFLite's reference ConvPerChannel with groups > 1).
+ * tfk_grouped_conv2d: any geometry; same fields as tfk_conv_params with
+ * `groups` in place of depth_mult; weights [out_c][k_h][k_w][in_c / groups]. */
+typedef struct {
+  int16_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
+  int16_t k_h, k_w, stride_h, stride_w, dil_h, dil_w;
+  int16_t pad_top, pad_left, groups;
+  int32_t in_offset;           /* -input zero point */
+  int32_t out_offset;          /* output zero point */
+  int32_t act_min, act_max;
+  const int8_t *weights;
+  const int32_t *bias;         /* may be NULL */
+  const int32_t *mult;         /* per output channel */
+  const int32_t *shift;        /* per output channel */
+} tfk_gconv_params;
+
+void tfk_grouped_conv2d(const tfk_gconv_params *p, const int8_t *in, int8_t *out);
+
+/* Grouped 1x1 CONV_2D (stride 1, no padding) over `pixels` pixels: weight
+ * rows zero-padded to grp_in4 (grp_in = in_c / groups rounded up to 4), input
+ * offset folded into the bias, rq per output channel {m, K, e} for tfk_rq,
+ * outputs clamped to [act_min, act_max]. grp_in4 <= TFK_GPW_MAX_GI4. */
+#define TFK_GPW_MAX_GI4 256
+typedef struct {
+  int32_t pixels, in_c, out_c, groups, grp_in, grp_in4;
+  int32_t act_min, act_max;
+  const int8_t *weights;       /* [out_c][grp_in4] */
+  const int32_t *bias;         /* folded, per output channel */
+  const int32_t *rq;           /* [out_c][3] */
+} tfk_gpw_params;
+
+void tfk_grouped_conv1x1(const tfk_gpw_params *p, const int8_t *in, int8_t *out);
+
 /* FULLY_CONNECTED: weights [out_depth][in_depth]; per-tensor (mult/shift
  * of length 1) or per-channel. */
 typedef struct {
@@ -311,6 +348,19 @@ void tfk_transpose(const tfk_transpose_params *p, const int8_t *in, int8_t *out)
 /* Any int8 -> int8 unary op (HARD_SWISH, LOGISTIC, requantize, ...) as a
  * 256-entry table indexed by the input's bit pattern. Safe in place. */
 void tfk_lut(const int8_t *table, int32_t n, const int8_t *in, int8_t *out);
+
+/* PRELU int8 -> int8 over rows of `channels` values, alpha per channel (or
+ * one alpha when alpha_per_channel is 0). See tfk_prelu.c. */
+typedef struct {
+  int32_t outer, channels, alpha_per_channel;
+  int32_t in_offset, alpha_offset, out_zp;   /* -input zp, -alpha zp, output zp */
+  int32_t mult2, shift2;                     /* negative branch */
+  const int8_t *alpha;
+  const int8_t *pos_lut;                     /* non-negative branch, per int8 value */
+  const int32_t *rq2;                        /* NULL or {m, K, e} of the negative branch */
+} tfk_prelu_params;
+
+void tfk_prelu(const tfk_prelu_params *p, const int8_t *in, int8_t *out);
 
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128) over rows of
  * `depth` values (depth <= 256). exp_table[d] is the reference's Q0.31

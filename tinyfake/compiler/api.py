@@ -56,10 +56,14 @@ class CompiledModel:
 
 def compile_model(tflite_path: str | Path, out_dir: str | Path, name: str | None = None,
                   arena_budget: int | None = None, flash_budget: int | None = None,
-                  inplace: bool = True, op_markers: bool = False) -> CompiledModel:
-    """Compile an int8 .tflite to out_dir/{model.c, model.h, sources.txt}."""
+                  inplace: bool = True, op_markers: bool = False,
+                  binary_kernels: bool = True) -> CompiledModel:
+    """Compile an int8 .tflite to out_dir/{model.c, model.h, sources.txt}.
+
+    binary_kernels: run sign -> +-1 CONV_2D pairs (binary networks' int8
+    form) as bit-packed XNOR-popcount kernels (False: as int8 convs)."""
     model = read_tflite(tflite_path)
-    lowered = lower(model)
+    lowered = lower(model, binary_kernels)
     plan = plan_memory(model, lowered, inplace=inplace)
     macs = sum(s.macs for s in lowered.steps)
     weight_bytes = lowered.const_bytes

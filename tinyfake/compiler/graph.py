@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from tinyfake.compiler import quant as Q
+from tinyfake.compiler.binary import pack_weights, popcount32
 from tinyfake.compiler.reader import Model, Operator, Tensor
 from tinyfake.errors import UserError
 
 SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
              "EXPAND_DIMS", "FULLY_CONNECTED", "GATHER", "HARD_SWISH", "LOGISTIC", "MAXIMUM",
-             "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL", "PAD", "PADV2", "QUANTIZE", "RESHAPE",
+             "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL", "PAD", "PADV2", "PRELU", "QUANTIZE", "RESHAPE",
              "SOFTMAX", "SQUEEZE", "TRANSPOSE")
 
 # Runtime source files per kernel family (paths relative to the repo root).
@@ -35,7 +36,15 @@ RUNTIME_SOURCES = {
     "softmax": ["firmware/runtime/tfk_softmax.c"],
     "minmax": ["firmware/runtime/tfk_minmax.c"],
     "gather": ["firmware/runtime/tfk_gather.c"],
+    "gconv": ["firmware/runtime/tfk_gconv.c"],
+    "binary": ["firmware/runtime/tfk_binary.c", "firmware/runtime/cortex_m/tfk_binary_m7.c"],
+    "prelu": ["firmware/runtime/tfk_prelu.c"],
 }
+
+# binary convolutions: largest kernel and k*k*words the runtime takes
+# (TFKB_MAX_K, TFKB_MAX_TAP_WORDS in tfk_binary.h)
+BINARY_MAX_K = 8
+BINARY_MAX_TAP_WORDS = 576
 
 
 # tfk_pw16 (int16 weights) for pointwise layers with at least this many
@@ -63,7 +72,7 @@ class Const:
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * {"int8_t": 1, "int16_t": 2}.get(self.ctype, 4)
+        return int(self.values.size) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2}.get(self.ctype, 4)
 
 
 @dataclass
@@ -90,6 +99,11 @@ class Lowered:
     aliases: dict[int, int]              # tensor -> tensor whose storage it shares
     folded: dict[int, str]               # op index -> why no code (alias / fused)
     const_bytes: int
+    packed_bytes: dict[int, int] = field(default_factory=dict)  # tensor -> bytes when bit-packed
+
+    def tensor_bytes(self, model: Model, t: int) -> int:
+        """Storage of an activation tensor (bit-packed ones are smaller)."""
+        return self.packed_bytes.get(t, model.tensors[t].nbytes)
 
 
 def _err(op: Operator, msg: str) -> UserError:
@@ -115,8 +129,12 @@ def _pad_before(in_size: int, k: int, stride: int, dil: int, out_size: int) -> i
 
 
 class _Lowering:
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, binary_kernels: bool = True):
         self.m = model
+        self.binary_kernels = binary_kernels
+        self.binary_signs: dict[int, np.ndarray] = {}  # sign op -> int16 thresholds
+        self.binary_convs: set[int] = set()              # CONV_2Ds on packed bits
+        self.packed_bytes: dict[int, int] = {}
         self.consumers: dict[int, list[int]] = {}
         for op in model.operators:
             for t in op.inputs:
@@ -238,18 +256,155 @@ class _Lowering:
                 self.folded[t_op.index] = (f"fused into op {g.index} (GATHER on axis {p[k]} "
                                            "of the untransposed tensor)")
 
+    # -- pass 1c: sign -> +-1 CONV_2D pairs become bit-packed binary convs --
+    def plan_binary(self):
+        """A 1x1 DEPTHWISE_CONV_2D whose output can only be -1 or +1 (a sign
+        with per-channel thresholds), read only by CONV_2Ds with all weights
+        -1 or +1, becomes a bit-packing step and those convs XNOR-popcount
+        kernels on the packed bits: the same results, 1 bit per weight."""
+        if not self.binary_kernels:
+            return
+        for op in self.m.operators:
+            if op.opcode != "DEPTHWISE_CONV_2D" or op.outputs[0] in self.m.outputs:
+                continue
+            th = self._sign_thresholds(op)
+            if th is None:
+                continue
+            convs = []
+            for u in self.consumers.get(op.outputs[0], []):
+                user = self.m.operators[u]
+                if user.opcode in ("PAD", "PADV2") and user.index in self.folded:
+                    nxt = self.consumers.get(user.outputs[0], [])
+                    user = self.m.operators[nxt[0]] if len(nxt) == 1 else user
+                convs.append(user)
+            if convs and all(self._binary_conv_ok(c, op.outputs[0]) for c in convs):
+                self.binary_signs[op.index] = th
+                self.binary_convs.update(c.index for c in convs)
+
+    def _sign_thresholds(self, op: Operator) -> np.ndarray | None:
+        """Per-channel t with output = (x >= t ? +1 : -1) for every int8 x, or
+        None when the op is not such a sign (evaluated exactly, all 256 inputs)."""
+        x, y, w = self.t(op.inputs[0]), self.t(op.outputs[0]), self.t(op.inputs[1])
+        if (x.dtype != "int8" or y.dtype != "int8" or x.quant is None or y.quant is None
+                or x.quant.per_channel or y.quant.zp != 0 or not w.is_const or w.quant is None
+                or len(w.shape) != 4 or w.shape[1:3] != (1, 1) or len(x.shape) != 4
+                or x.shape != y.shape or int(op.options.get("strideH", 1)) != 1
+                or int(op.options.get("strideW", 1)) != 1):
+            return None
+        c = x.shape[-1]
+        wq = w.quant
+        scales = wq.scale if wq.per_channel else np.repeat(wq.scale[:1], c)
+        if scales.size != c or np.any(wq.zero_point != 0):
+            return None
+        bias = np.zeros(c, np.int64)
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            bias = self.t(op.inputs[2]).data.reshape(-1).astype(np.int64)
+        mult, shift = zip(*(Q.quantize_multiplier(float(x.quant.s) * float(s) / float(y.quant.s))
+                            for s in scales))
+        act_min, act_max = self.activation(op, y)
+        v = np.arange(-128, 128, dtype=np.int64)[:, None]
+        acc = w.data.reshape(-1).astype(np.int64)[None, :] * (v - x.quant.zp) + bias[None, :]
+        out = np.clip(Q.mbqm_array(acc, np.array(mult), np.array(shift)) + y.quant.zp, act_min, act_max)
+        if not np.all(np.abs(out) == 1):
+            return None
+        th = 128 - (out == 1).sum(axis=0)  # number of +1 outputs -> first +1 input
+        if not np.array_equal(out, np.where(v >= th[None, :], 1, -1)):
+            return None  # not a step from -1 to +1
+        return th.astype(np.int16)
+
+    def _binary_conv_ok(self, op: Operator, packed: int) -> bool:
+        if op.opcode != "CONV_2D" or op.index in self.binary_convs:
+            return False
+        src = self.fused_pad.get(op.index, (op.inputs[0],))[0]
+        w, y = self.t(op.inputs[1]), self.t(op.outputs[0])
+        if src != packed or not w.is_const or w.dtype != "int8" or len(w.shape) != 4:
+            return False
+        o = op.options
+        k = w.shape[1]
+        if (w.shape[2] != k or k > BINARY_MAX_K or int(o.get("strideH", 1)) != int(o.get("strideW", 1))
+                or int(o.get("dilationHFactor", 1) or 1) != 1 or int(o.get("dilationWFactor", 1) or 1) != 1
+                or y.dtype != "int8" or self.t(packed).shape[0] != 1 or w.shape[3] != self.t(packed).shape[3]):
+            return False
+        return (k * k * ((w.shape[3] + 31) // 32) <= BINARY_MAX_TAP_WORDS
+                and bool(np.all(np.abs(w.data.astype(np.int64)) == 1)))
+
     def run(self) -> Lowered:
         self.plan_pad_fusion()
         self.plan_transpose_gather()
+        self.plan_binary()
         for op in self.m.operators:
             if op.index in self.folded:
                 continue
             if op.opcode not in SUPPORTED:
                 raise _err(op, f"operator {op.opcode} is not supported; supported: "
                                + ", ".join(SUPPORTED))
-            getattr(self, "op_" + op.opcode.lower())(op)
+            if op.index in self.binary_signs:
+                self._binary_pack(op)
+            elif op.index in self.binary_convs:
+                self._binary_conv(op)
+            else:
+                getattr(self, "op_" + op.opcode.lower())(op)
         const_bytes = sum(c.nbytes for s in self.steps for c in s.consts)
-        return Lowered(self.steps, self.aliases, self.folded, const_bytes)
+        return Lowered(self.steps, self.aliases, self.folded, const_bytes, self.packed_bytes)
+
+    def _binary_pack(self, op: Operator):
+        x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
+        n, h, w, c = x.shape
+        thresholds = self.binary_signs[op.index]
+        consts = [Const(self.cname(op, "th"), "int16_t", thresholds)]
+        if c % 4 == 0 and thresholds.max() <= 127:  # the SIMD form compares int8 lanes
+            consts.append(Const(self.cname(op, "th8"), "int8_t", thresholds))
+        self.packed_bytes[y.index] = n * h * w * ((c + 31) // 32) * 4
+        self.steps.append(Step(op, "binary", "tfkb_pack_params",
+                               [n * h * w, c, consts[0].name, consts[1].name if len(consts) > 1 else None],
+                               "tfkb_pack({p}, {in0}, (uint32_t *){out})", [x.index], y.index, consts,
+                               note=f"sign (x >= threshold) of {c} channels, packed 32 per word"))
+
+    def _binary_conv(self, op: Operator):
+        """CONV_2D on a packed +-1 input: d = sum of w*x over the taps inside the
+        input (TFLite pads with the zero point 0, which adds nothing), then the
+        op's own per-channel requantization of d + bias."""
+        x_idx, extra = self.fused_pad.get(op.index, (op.inputs[0], [0, 0]))
+        x, w, y = self.t(x_idx), self.t(op.inputs[1]), self.act(op, op.outputs[0], "output")
+        _, ih, iw, ic = x.shape
+        _, oh, ow, oc = y.shape
+        k = w.shape[1]
+        stride = int(op.options.get("strideH", 1))
+        padding = int(op.options.get("padding", 0))
+        ph_in, pw_in = self.t(op.inputs[0]).shape[1:3]
+        if _out_size(padding, ph_in, k, stride, 1) != oh or _out_size(padding, pw_in, k, stride, 1) != ow:
+            raise _err(op, f"output shape {y.shape} does not match the convolution geometry")
+        pad_top = (_pad_before(ph_in, k, stride, 1, oh) if padding == 0 else 0) + extra[0]
+        pad_left = (_pad_before(pw_in, k, stride, 1, ow) if padding == 0 else 0) + extra[1]
+        scales = w.quant.scale if w.quant.per_channel else np.repeat(w.quant.scale[:1], oc)
+        mult, shift = zip(*(Q.quantize_multiplier(float(x.quant.s) * float(s) / float(y.quant.s))
+                            for s in scales))
+        bias = np.zeros(oc, np.int64)
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            bias = self.const(op, op.inputs[2], "bias", "int32").data.reshape(-1).astype(np.int64)
+        act_min, act_max = self.activation(op, y)
+        wbits = pack_weights(w.data)                        # (O, K, K, words)
+        consts = [Const(self.cname(op, "w"), "uint32_t", wbits.reshape(-1)),
+                  Const(self.cname(op, "bias"), "int32_t", bias),
+                  Const(self.cname(op, "mult"), "int32_t", np.array(mult)),
+                  Const(self.cname(op, "shift"), "int32_t", np.array(shift))]
+        rq = Q.shifted_requant(list(mult), list(shift), y.quant.zp, k * k * ic + int(np.abs(bias).max()))
+        rq_name = wpop_name = None
+        if rq is not None:
+            consts.append(Const(self.cname(op, "rq"), "int32_t", rq.reshape(-1)))
+            rq_name = consts[-1].name
+        if k > 1:
+            wpop = popcount32(wbits).sum(-1).reshape(oc, k * k)
+            consts.append(Const(self.cname(op, "wpop"), "uint16_t", wpop))
+            wpop_name = consts[-1].name
+        params = [ih, iw, ic, oh, ow, oc, k, stride, pad_top, pad_left, y.quant.zp, act_min, act_max,
+                  consts[0].name, consts[1].name, consts[2].name, consts[3].name, rq_name, wpop_name]
+        note = f"{k}x{k} stride {stride}, pad {pad_top}/{pad_left}; binary XNOR-popcount, 1-bit weights"
+        if op.index in self.fused_pad:
+            note += " (includes the preceding PAD)"
+        self.steps.append(Step(op, "binary", "tfkb_conv_params", params,
+                               "tfkb_conv({p}, (const uint32_t *){in0}, {out})", [x.index], y.index,
+                               consts, oh * ow * oc * k * k * ic, note=note))
 
     def _alias(self, op: Operator):
         src, dst = self.t(op.inputs[0]), self.t(op.outputs[0])
@@ -275,6 +430,7 @@ class _Lowering:
             raise _err(op, "expects 4D NHWC input, filter and output")
         n, ih, iw, ic = x.shape
         _, oh, ow, oc = y.shape
+        groups = 1  # > 1: grouped CONV_2D with several input channels per group
         o = op.options
         sh, sw = int(o.get("strideH", 1)), int(o.get("strideW", 1))
         dh, dw = int(o.get("dilationHFactor", 1) or 1), int(o.get("dilationWFactor", 1) or 1)
@@ -289,10 +445,15 @@ class _Lowering:
             if wo != oc:
                 raise _err(op, f"filter {w.shape} does not match output {y.shape}")
             dm = 1
-            if wc != ic:
-                if wc != 1 or ic % wc or oc % ic:
-                    raise _err(op, f"grouped convolution (filter depth {wc}, input depth {ic}) "
-                                   "is only supported with one input channel per group")
+            if wc != ic and wc > 1:
+                groups = ic // wc if wc and ic % wc == 0 else 0
+                if not groups or oc % groups:
+                    raise _err(op, f"grouped convolution: filter depth {wc} does not divide "
+                                   f"input depth {ic} into groups that divide {oc} output channels")
+            elif wc != ic:
+                if oc % ic:
+                    raise _err(op, f"grouped convolution: {ic} groups do not divide "
+                                   f"{oc} output channels")
                 # groups == input depth: each output channel reads one input
                 # channel, output o from input o // (oc / ic) -- a depthwise
                 # convolution with depth multiplier oc / ic (same arithmetic)
@@ -333,7 +494,7 @@ class _Lowering:
         params = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left, dm,
                   -x.quant.zp, y.quant.zp, act_min, act_max,
                   consts[0].name, bias, consts[1].name, consts[2].name]
-        macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
+        macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic // groups)
         note = f"{kh}x{kw} stride {sh}x{sw}, pad {pad_top}/{pad_left}"
         if op.opcode == "CONV_2D" and depthwise:
             note += f" (grouped CONV_2D, {ic} groups: depthwise x{dm})"
@@ -342,6 +503,9 @@ class _Lowering:
         wdata = w.data.astype(np.int64)
         bias_v = (self.t(op.inputs[2]).data.reshape(-1).astype(np.int64) if bias is not None
                   else np.zeros(oc, np.int64))
+        if groups > 1:
+            self._grouped_conv(op, x, y, wdata, bias_v, params, consts, groups, mult, shift, macs, note)
+            return
         lut = Q.clamp_lut(act_min, act_max)
         lut_c = [Const(self.cname(op, "act"), "int8_t", lut)] if lut is not None else []
         if (not depthwise and kh == kw == 1 and sh == sw == 1 and pad_top == pad_left == 0
@@ -438,6 +602,39 @@ class _Lowering:
             scratch = 2 * (kh * kw * ic + 4)  # TFK_CONV_SCRATCH, int16 elements
         self.steps.append(Step(op, "conv", "tfk_conv_params", params, call, [x.index], y.index,
                                consts, macs, scratch, note=note))
+
+    def _grouped_conv(self, op, x, y, wdata, bias_v, params, consts, groups, mult, shift, macs, note):
+        """Grouped CONV_2D, more than one input channel per group (tfk_gconv.c):
+        1x1 / stride 1 / unpadded -> tfk_grouped_conv1x1 (folded bias, fast
+        requantization), anything else -> tfk_grouped_conv2d (reference loop)."""
+        n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left = params[:15]
+        act_min, act_max = params[18], params[19]
+        gi = ic // groups
+        note += f" (grouped CONV_2D, {groups} groups of {gi} -> {oc // groups} channels)"
+        gi4 = (gi + 3) // 4 * 4
+        if (kh == kw == 1 and sh == sw == 1 and pad_top == pad_left == 0 and (ih, iw) == (oh, ow)
+                and gi4 <= 256):  # TFK_GPW_MAX_GI4
+            wr = wdata.reshape(oc, gi)
+            folded = bias_v + (-x.quant.zp) * wr.sum(axis=1)
+            bound = np.abs(folded) + np.abs(wr).sum(axis=1) * 128
+            rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
+            if rq is not None:
+                wp = np.zeros((oc, gi4), np.int64)
+                wp[:, :gi] = wr
+                pc = [Const(self.cname(op, "w"), "int8_t", wp.reshape(-1)),
+                      Const(self.cname(op, "bias"), "int32_t", folded),
+                      Const(self.cname(op, "rq"), "int32_t", rq.reshape(-1))]
+                gp = [n * oh * ow, ic, oc, groups, gi, gi4, act_min, act_max] + [c.name for c in pc]
+                self.steps.append(Step(op, "gconv", "tfk_gpw_params", gp,
+                                       "tfk_grouped_conv1x1({p}, {in0}, {out})", [x.index], y.index, pc,
+                                       macs, 0, note=note + "; grouped pointwise kernel",
+                                       overlap=("pw", ic, oc, n * oh * ow)))
+                return
+        params = list(params)
+        params[15] = groups   # tfk_gconv_params: `groups` where tfk_conv_params has depth_mult
+        self.steps.append(Step(op, "gconv", "tfk_gconv_params", params,
+                               "tfk_grouped_conv2d({p}, {in0}, {out})", [x.index], y.index, consts,
+                               macs, 0, note=note))
 
     def op_conv_2d(self, op):
         self._conv(op, depthwise=False)
@@ -637,6 +834,28 @@ class _Lowering:
                                "tfk_transpose({p}, {in0}, {out})", [x.index], y.index,
                                note=f"perm {perm}"))
 
+    def op_prelu(self, op):
+        x, y = self.act(op, op.inputs[0], "input"), self.act(op, op.outputs[0], "output")
+        a = self.const(op, op.inputs[1], "alpha", "int8")
+        if a.quant is None or a.quant.per_channel:
+            raise _err(op, "alpha must be int8 with one scale and zero point")
+        c = x.shape[-1] if x.shape else 1
+        if a.size not in (1, c) or any(d != 1 for d in a.shape[:-1]) or x.shape != y.shape:
+            raise _err(op, f"alpha {a.shape} must be one value or one per channel of {x.shape}")
+        m1, s1 = Q.quantize_multiplier(float(x.quant.s) / float(y.quant.s))
+        m2, s2 = Q.quantize_multiplier(float(x.quant.s) * float(a.quant.s) / float(y.quant.s))
+        pos = Q.int8_table(lambda q: min(127, max(-128, Q.mbqm(max(q - x.quant.zp, 0), m1, s1) + y.quant.zp)))
+        rq2 = Q.fast_requant([m2], [s2], y.quant.zp, 255 * 255)
+        consts = [Const(self.cname(op, "alpha"), "int8_t", a.data.reshape(-1)),
+                  Const(self.cname(op, "pos"), "int8_t", pos)]
+        if rq2 is not None:
+            consts.append(Const(self.cname(op, "rq2"), "int32_t", rq2.reshape(-1)))
+        params = [x.size // c, c, int(a.size == c and c > 1), -x.quant.zp, -a.quant.zp, y.quant.zp,
+                  m2, s2, consts[0].name, consts[1].name, consts[2].name if rq2 is not None else None]
+        self.steps.append(Step(op, "prelu", "tfk_prelu_params", params, "tfk_prelu({p}, {in0}, {out})",
+                               [x.index], y.index, consts, inplace=[x.index],
+                               note="alpha per channel" if params[2] else "one alpha"))
+
     def op_mul(self, op):
         self._binary(op, "mul")
 
@@ -772,7 +991,7 @@ class _Lowering:
         self.steps.append(Step(op, "data", None, [], call, [t.index for t in xs], y.index, [c]))
 
 
-def lower(model: Model) -> Lowered:
+def lower(model: Model, binary_kernels: bool = True) -> Lowered:
     """Turn every operator into a kernel call, alias or fusion (or say why not)."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UserError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} "
@@ -782,4 +1001,4 @@ def lower(model: Model) -> Lowered:
         if t.dtype != "int8":
             raise UserError(f"model {what} '{t.name}' is {t.dtype}; the compiler needs int8 "
                             "input and output (export a full-integer model)")
-    return _Lowering(model).run()
+    return _Lowering(model, binary_kernels).run()

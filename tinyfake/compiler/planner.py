@@ -96,7 +96,7 @@ def plan_memory(model: Model, lowered: Lowered, inplace: bool = True) -> Plan:
                 rc = uf.find(cand)
                 if rc in special or rc == ro:
                     continue
-                if uses[rc][1] == si and model.tensors[cand].nbytes >= model.tensors[st.output].nbytes:
+                if uses[rc][1] == si and lowered.tensor_bytes(model, cand) >= lowered.tensor_bytes(model, st.output):
                     uf.union(st.output, cand)
                     break
 
@@ -104,7 +104,7 @@ def plan_memory(model: Model, lowered: Lowered, inplace: bool = True) -> Plan:
     buffers: dict[int, Buffer] = {}
     for r, (first, last) in uses.items():
         members = [t for t in list(uf.parent) + [r] if uf.find(t) == r]
-        size = max(model.tensors[t].nbytes for t in set(members))
+        size = max(lowered.tensor_bytes(model, t) for t in set(members))
         kind = "input" if r == uf.find(model_in) else "output" if r == uf.find(model_out) else "arena"
         buffers[r] = Buffer(len(buffers), size, first, last, kind, tensors=sorted(set(members)))
     if uf.find(model_in) == uf.find(model_out):

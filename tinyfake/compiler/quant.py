@@ -81,6 +81,18 @@ def mbqm(x: int, m: int, shift: int) -> int:
     return rdbpot(srdhm32(wrap32(x * (1 << left)), m), right)
 
 
+def mbqm_array(x, m, shift) -> np.ndarray:
+    """`mbqm` element-wise on numpy arrays (x int32 range; m, shift broadcast)."""
+    x, m, shift = (np.asarray(v, np.int64) for v in (x, m, shift))
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    xl = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)
+    ab = xl * m + np.where(xl * m >= 0, 1 << 30, 1 - (1 << 30))
+    hi = np.where(ab >= 0, ab >> 31, -((-ab) >> 31))  # C division: toward zero
+    mask = (np.int64(1) << right) - 1
+    threshold = (mask >> 1) + (hi < 0)
+    return (hi >> right) + ((hi & mask) > threshold)
+
+
 def activation_range(act: int, scale: float, zp: int) -> tuple[int, int]:
     """CalculateActivationRangeQuantized for int8 (act: schema enum value)."""
     qmin, qmax = -128, 127
@@ -115,16 +127,39 @@ def fast_requant(mult: list[int], shift: list[int], out_zp: int, acc_bound: int)
     return np.array(rows, dtype=np.int64)
 
 
+def shifted_requant(mult: list[int], shift: list[int], out_zp: int, acc_bound: int) -> np.ndarray | None:
+    """Per-channel {m, K, e, L, sign}: MultiplyByQuantizedMultiplier + zero
+    point as SMMLAR(x << L, m, K + (sign & (x >> 31))) >> e, for either shift
+    direction (tfk_binary.h), or None when a channel is outside the exact
+    range. A right shift e is tfk_rq's form; a left shift s needs no second
+    rounding: srdhm(x * 2^s, m) = floor((x * 2^(s+1) * m + 2^31) / 2^32)."""
+    rows = []
+    for m, s in zip(mult, shift):
+        m, s = int(m), int(s)
+        if not (1 << 30) <= m < (1 << 31):
+            return None
+        if s < 0:
+            e = -s
+            if e > 22 or acc_bound >= (1 << 30) - 1:
+                return None
+            rows.append((m, (1 << (e - 1)) + int(out_zp) * (1 << e), e, 1, -1))
+        else:
+            if acc_bound >= 1 << (30 - s):
+                return None
+            rows.append((m, int(out_zp), 0, s + 1, 0))
+    return np.array(rows, dtype=np.int64)
+
+
 def clamp_lut(act_min: int, act_max: int) -> np.ndarray | None:
     """Table clamping int8 to [act_min, act_max]; None when that is all of int8."""
     if act_min <= -128 and act_max >= 127:
         return None
-    return _table(lambda q: min(act_max, max(act_min, q)))
+    return int8_table(lambda q: min(act_max, max(act_min, q)))
 
 
 # --- lookup tables for int8 -> int8 unary ops --------------------------------
 
-def _table(fn) -> np.ndarray:
+def int8_table(fn) -> np.ndarray:
     """Entry i holds fn(q) for the int8 value q whose bit pattern is i."""
     return np.array([fn(q if q < 128 else q - 256) for q in range(256)], dtype=np.int8)
 
@@ -132,7 +167,7 @@ def _table(fn) -> np.ndarray:
 def requantize_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
     """QUANTIZE int8 -> int8 (reference Requantize)."""
     m, s = quantize_multiplier(float(in_scale) / float(out_scale))
-    return _table(lambda q: min(127, max(-128, mbqm(q - in_zp, m, s) + out_zp)))
+    return int8_table(lambda q: min(127, max(-128, mbqm(q - in_zp, m, s) + out_zp)))
 
 
 def _downscale_int16(m32: int) -> int:
@@ -181,7 +216,7 @@ def hard_swish_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -
         o = wrap16(o + out_zp)
         return min(127, max(-128, o))
 
-    return _table(fn)
+    return int8_table(fn)
 
 
 # gemmlowp fixed-point logistic, int32 raw values (FixedPoint<int32_t, N>).
@@ -283,7 +318,7 @@ def logistic_lut(in_scale: float, in_zp: int) -> np.ndarray:
         o = rdbpot(out_q0, 31 - 8) - 128
         return min(127, max(-128, o))
 
-    return _table(fn)
+    return int8_table(fn)
 
 
 SOFTMAX_DIFF_BITS = 5       # kScaledDiffIntegerBits

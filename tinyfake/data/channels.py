@@ -117,3 +117,41 @@ def extra_channels(rgb: np.ndarray) -> np.ndarray:
 def with_channels(rgb: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W, 3) -> uint8 (N, H, W, 5): R, G, B, FFT, LBP."""
     return np.concatenate([np.asarray(rgb, np.uint8), extra_channels(rgb)], -1)
+
+
+def fft_size_ok(n: int) -> bool:
+    return 4 <= n <= N_MAX and not n & (n - 1)
+
+
+def check_fft_size(size: int) -> None:
+    """One-line UserError unless the FFT channel can take size x size faces."""
+    from tinyfake.errors import UserError
+
+    if not fft_size_ok(int(size)):
+        raise UserError(f"--channels rgb+fft+lbp needs an input size that is a power of two "
+                        f"from 4 to {N_MAX} (the FFT's limit), got {size}")
+
+
+def channels_of(config_or_channels) -> str:
+    """"rgb" or "rgb+fft+lbp": a run's `[model] channels` (runs without it: "rgb")."""
+    if isinstance(config_or_channels, str):
+        return config_or_channels
+    if config_or_channels is None:
+        return "rgb"
+    return str(config_or_channels.get("model", {}).get("channels", "rgb"))
+
+
+def model_images(config_or_channels, rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB faces (N, H, W, 3) -> the uint8 images the run's model takes:
+    the faces themselves, or (N, H, W, 5) R, G, B, FFT, LBP for "rgb+fft+lbp".
+    Every place the host feeds a model (calibration, eval, verify's oracle,
+    detect) goes through here; quantize with tinyfake.data.tensors."""
+    channels = channels_of(config_or_channels)
+    rgb = np.asarray(rgb)
+    if channels == "rgb":
+        return rgb
+    if channels != "rgb+fft+lbp":
+        raise ValueError(f"unknown input channels {channels!r}")
+    if len(rgb) == 0:
+        return np.zeros(rgb.shape[:-1] + (5,), np.uint8)
+    return with_channels(rgb)

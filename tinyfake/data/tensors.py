@@ -1,6 +1,7 @@
 """The only place where image layouts and scaling change.
 
-Datasets hold uint8 NHWC images (what a camera and the device see). The float
+Datasets hold uint8 NHWC images (what a camera and the device see; 5 channels
+for RGB + FFT + LBP models, tinyfake.data.channels.model_images). The float
 model input is x / 255 in [0, 1]: NCHW for PyTorch and ONNX, NHWC for the
 TFLite float view. The device input is that float value quantized with the
 int8 model's input scale and zero point.
@@ -12,7 +13,7 @@ import numpy as np
 
 def _check_uint8(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
-    if x.dtype != np.uint8 or x.ndim not in (3, 4) or x.shape[-1] not in (1, 3):
+    if x.dtype != np.uint8 or x.ndim not in (3, 4) or x.shape[-1] not in (1, 3, 5):
         raise ValueError(f"expected uint8 images (N,H,W,C) or (H,W,C), got {x.dtype} {x.shape}")
     return x
 

@@ -8,7 +8,9 @@
 
 All four take the same int8 input (the face crop quantized with the model's
 input scale) and return the raw int8 output; the score is
-P(fake) = sigmoid(dequantized logit).
+P(fake) = sigmoid(dequantized logit). An RGB + FFT + LBP run's host engines
+get the five channels from tinyfake.data.channels.model_images; its board
+(or simulator) gets the RGB crop and computes them itself.
 """
 from __future__ import annotations
 
@@ -55,19 +57,30 @@ def _ensure_gen(run: RunDir, log) -> None:
 class Scorer:
     """`outputs(int8 inputs (N,H,W,C)) -> int8 outputs (N, out_bytes)`; `scores` applies the sigmoid."""
 
-    def __init__(self, run: RunDir, backend: str, describe: str, infer):
+    def __init__(self, run: RunDir, backend: str, describe: str, infer, *, device_makes_input: bool = False):
         from tinyfake.export.tflite_int8 import io_quant
+        from tinyfake.firmware.build import run_channels
 
         self.run, self.backend, self.describe, self._infer = run, backend, describe, infer
         self.in_q, self.out_q = io_quant(run.tflite)
         self.size = int(self.in_q.shape[1])
-        if self.in_q.shape[1] != self.in_q.shape[2] or self.in_q.shape[3] != 3:
+        self.channels = run_channels(run) if run.config.exists() else (
+            "rgb+fft+lbp" if self.in_q.shape[3:] == (5,) else "rgb")
+        want = 5 if self.channels != "rgb" else 3
+        if self.in_q.shape[1] != self.in_q.shape[2] or self.in_q.shape[3] != want:
             raise UserError(f"{run.tflite} takes {self.in_q.shape[1:]} inputs; detect needs square RGB faces")
+        # a board running an RGB + FFT + LBP model takes the RGB crop itself
+        self.device_makes_input = device_makes_input
         self.model_hash = hashlib.sha256(run.tflite.read_bytes()).hexdigest()[:16]
 
     def quantize(self, faces_uint8: np.ndarray) -> np.ndarray:
+        """What the engine takes for uint8 RGB crops: the int8 model input, or
+        the crops themselves for a board that computes its input."""
+        from tinyfake.data.channels import model_images
         from tinyfake.data.tensors import quantize_input
-        return quantize_input(faces_uint8, self.in_q.scale, self.in_q.zero_point)
+        if self.device_makes_input:
+            return np.asarray(faces_uint8, np.uint8)
+        return quantize_input(model_images(self.channels, faces_uint8), self.in_q.scale, self.in_q.zero_point)
 
     def outputs(self, q: np.ndarray) -> np.ndarray:
         if len(q) == 0:
@@ -109,7 +122,8 @@ def open_scorer(run: RunDir, backend: str = "host", *, port: str | None = None,
         elf, sim_elf = ensure_firmware(run, b, log)
         with connect(b, port=port, simulate=backend == "simulate", sim_elf=sim_elf, board_elf=elf,
                      expected_hash=model.hash) as (dev, platform):
-            dev.hello()
-            yield Scorer(run, backend, platform, lambda x: dev.infer(x).output)
+            info = dev.hello()
+            yield Scorer(run, backend, platform, lambda x: dev.infer(x).output,
+                         device_makes_input=info.takes_rgb)
     else:
         raise UserError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

@@ -22,7 +22,8 @@ def run(args) -> int:
 
     run_dir = find_run(args.run_dir)
     out = export_run(run_dir, calib_images=args.calib_images, opset=args.opset)
-    print(f"exported {run_dir.root}: model.onnx (opset {out['opset']}), model_int8.tflite "
+    onnx = f"model.onnx (opset {out['opset']}), " if out["onnx"] else ""
+    print(f"exported {run_dir.root}: {onnx}model_int8.tflite "
           f"({out['tflite'].stat().st_size:,} B, calibrated on {out['calib_images']} training images), "
           "model_data.cc/.h")
     if not args.no_eval:

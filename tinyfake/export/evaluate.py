@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyfake.data.channels import model_images
 from tinyfake.errors import UserError
 from tinyfake.export.tflite_int8 import dequantize, io_quant, op_names, tflite_int8_outputs
 from tinyfake.export.tflm import first_divergent_op, tflm_arena_usage, tflm_outputs
@@ -72,8 +73,9 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
     tflite = run.tflite
     _, out_q = io_quant(tflite)
 
-    q_ref = tflite_int8_outputs(tflite, ds.x)
-    q_tflm = tflm_outputs(tflite, ds.x)
+    xm = model_images(config, ds.x)  # what the int8 model takes (RGB, or R, G, B, FFT, LBP)
+    q_ref = tflite_int8_outputs(tflite, xm)
+    q_tflm = tflm_outputs(tflite, xm)
     scores = {
         "float": predict(model, ds.x),
         "int8_ref": _sigmoid(dequantize(q_ref, out_q)).ravel(),
@@ -82,7 +84,7 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
     differs = np.any(q_ref.reshape(len(ds), -1) != q_tflm.reshape(len(ds), -1), axis=1)
     divergence = None
     if differs.any():  # say where the two interpreters part ways
-        divergence = first_divergent_op(tflite, ds.x[int(np.argmax(differs))][None])
+        divergence = first_divergent_op(tflite, xm[int(np.argmax(differs))][None])
     gap = np.abs(scores["float"] - scores["int8_tflm"])  # int8 = what the device computes
     arena = tflm_arena_usage(tflite)
     data_bytes = tflite.read_bytes()

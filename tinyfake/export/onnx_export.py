@@ -1,4 +1,5 @@
-"""PyTorch -> ONNX: static batch 1, input "input" = float NCHW in [0, 1]."""
+"""PyTorch -> ONNX: static batch 1, input "input" = float NCHW in [0, 1]
+(3 channels, or 5 -- R, G, B, FFT, LBP -- for a ChannelInput model)."""
 from __future__ import annotations
 
 import contextlib
@@ -30,14 +31,16 @@ def check_opset(opset: int) -> None:
 
 def export_onnx(model: torch.nn.Module, input_size: int, path: str | Path,
                 opset: int = DEFAULT_OPSET) -> Path:
-    """Write `model` (one logit out) as ONNX with a (1, 3, S, S) input."""
+    """Write `model` (one logit out) as ONNX with a (1, C, S, S) input; C = 3,
+    or 5 for a ChannelInput model (exported as its five-channel form)."""
     check_opset(opset)
     path = Path(path)
     model = model.eval().cpu()
     if hasattr(model, "export_form"):
         # an equivalent module written with ops that convert cleanly (MicroNet)
         model = model.export_form()
-    dummy = torch.zeros(1, 3, input_size, input_size)
+    channels = int(getattr(model, "input_channels", 3))
+    dummy = torch.zeros(1, channels, input_size, input_size)
     log = io.StringIO()
     # The TorchScript exporter (dynamo=False) needs no onnxscript and keeps
     # the graph as plain Conv/Relu/HardSwish nodes that onnx2tf maps well.
@@ -55,7 +58,7 @@ def export_onnx(model: torch.nn.Module, input_size: int, path: str | Path,
     onnx.checker.check_model(simplified)
     onnx.save(simplified, str(path))
     # Run it once: catches a wrong head and an export that changed the maths.
-    probe = torch.rand(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    probe = torch.rand(1, channels, input_size, input_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want = model(probe).numpy()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

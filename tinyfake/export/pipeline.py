@@ -5,7 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyfake.data.channels import model_images
 from tinyfake.errors import UserError
+from tinyfake.export.binary_tflite import binary_tflite, is_binary
 from tinyfake.export.c_array import write_c_array
 from tinyfake.export.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
 from tinyfake.export.tflite_int8 import convert_int8
@@ -44,18 +46,25 @@ def calibration_images(train_x: np.ndarray, n: int, seed: int = 0) -> np.ndarray
 
 def export_run(run: RunDir, calib_images: int = DEFAULT_CALIB_IMAGES,
                opset: int = DEFAULT_OPSET) -> dict:
-    """Write model.onnx, model_int8.tflite, model_data.cc/.h into the run."""
+    """Write model.onnx, model_int8.tflite, model_data.cc/.h into the run
+    (binary networks: no model.onnx, see tinyfake.export.binary_tflite)."""
     from tinyfake.train import load_trained, splits_from_config
 
     check_opset(opset)
     model, config = load_trained(run)
     size = int(config["data"]["size"])
     splits = splits_from_config(config)
-    calib = calibration_images(splits.train.x, calib_images, int(config["data"].get("seed", 0)))
-    export_onnx(model, size, run.onnx, opset)
-    convert_int8(run.onnx, calib, run.tflite)
+    train_x = model_images(config, splits.train.x)  # RGB, or R, G, B, FFT, LBP
+    calib = calibration_images(train_x, calib_images, int(config["data"].get("seed", 0)))
+    if is_binary(model):
+        # tinyfake writes a binary net's int8 form itself (binary_tflite), no ONNX
+        run.onnx.unlink(missing_ok=True)
+        run.tflite.write_bytes(binary_tflite(model, calib))
+    else:
+        export_onnx(model, size, run.onnx, opset)
+        convert_int8(run.onnx, calib, run.tflite)
     # Load it once in TFLite Micro: catches int8 kernels TFLM lacks early.
-    tflm_outputs(run.tflite, splits.train.x[:1])
+    tflm_outputs(run.tflite, train_x[:1])
     write_c_array(run.tflite, run.model_data_cc, run.model_data_h)
-    return {"onnx": run.onnx, "tflite": run.tflite, "model_data_cc": run.model_data_cc,
+    return {"onnx": run.onnx if run.onnx.exists() else None, "tflite": run.tflite, "model_data_cc": run.model_data_cc,
             "model_data_h": run.model_data_h, "calib_images": len(calib), "opset": opset}

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from tinyfake.data.channels import channels_of, model_images
 from tinyfake.data.compress import jpeg_recompress, resize_roundtrip
 from tinyfake.errors import UserError
 from tinyfake.export.evaluate import WAYS, _json_safe, _sigmoid
@@ -50,18 +51,21 @@ def degrade(x: np.ndarray, quality: int | None, resize: float | None, name: str)
 
 
 def robustness(model, tflite, x: np.ndarray, y: np.ndarray, qualities: list[int],
-               resize: float | None = None) -> dict:
-    """{condition: {way: metrics}} for float, int8 reference and TFLite Micro."""
+               resize: float | None = None, channels: str | dict = "rgb") -> dict:
+    """{condition: {way: metrics}} for float, int8 reference and TFLite Micro.
+    `channels`: the run's input channels (or config); the int8 models get
+    `model_images(channels, degraded faces)`, the float model the faces."""
     from tinyfake.train import predict
 
     _, out_q = io_quant(tflite)
     result = {}
     for name, quality in conditions(qualities, resize):
         xc = degrade(x, quality, resize, name)
+        xm = model_images(channels, xc)
         scores = {
             "float": predict(model, xc),
-            "int8_ref": _sigmoid(dequantize(tflite_int8_outputs(tflite, xc), out_q)).ravel(),
-            "int8_tflm": _sigmoid(dequantize(tflm_outputs(tflite, xc), out_q)).ravel(),
+            "int8_ref": _sigmoid(dequantize(tflite_int8_outputs(tflite, xm), out_q)).ravel(),
+            "int8_tflm": _sigmoid(dequantize(tflm_outputs(tflite, xm), out_q)).ravel(),
         }
         result[name] = {way: binary_metrics(y, s) for way, s in scores.items()}
         result[name]["jpeg_quality"] = quality
@@ -78,7 +82,8 @@ def add_robustness(result: dict, run, qualities: list[int], resize: float | None
 
     model, config = load_trained(run)
     ds, _ = _images(config, data, limit)
-    result["robustness"] = robustness(model, run.tflite, ds.x, ds.y, qualities, resize)
+    result["robustness"] = robustness(model, run.tflite, ds.x, ds.y, qualities, resize,
+                                      channels=channels_of(config))
     path = result["path"]
     on_disk = json.loads(open(path).read())
     on_disk["robustness"] = _json_safe(result["robustness"])

@@ -138,13 +138,14 @@ def _onnx2tf_gist(log: str) -> str:
 def convert_int8(onnx_path: str | Path, calib_nhwc: np.ndarray, out_path: str | Path) -> Path:
     """Quantize an ONNX model to full-integer int8 TFLite with onnx2tf.
 
-    `calib_nhwc`: float32 (N, H, W, 3) calibration images exactly as the model
-    sees them (values in [0, 1]); they are passed with mean 0 / std 1, so
-    onnx2tf adds no normalization of its own.
+    `calib_nhwc`: float32 (N, H, W, C) calibration images exactly as the model
+    sees them (values in [0, 1]; C = 3, or 5 for R, G, B, FFT, LBP); they are
+    passed with mean 0 / std 1, so onnx2tf adds no normalization of its own.
     """
     calib = np.ascontiguousarray(calib_nhwc, dtype=np.float32)
-    if calib.ndim != 4 or calib.shape[-1] != 3 or len(calib) == 0:
-        raise UserError(f"calibration data must be (N, H, W, 3) images, got shape {calib.shape}")
+    if calib.ndim != 4 or calib.shape[-1] not in (3, 5) or len(calib) == 0:
+        raise UserError(f"calibration data must be (N, H, W, 3 or 5) images, got shape {calib.shape}")
+    c = calib.shape[-1]
     import cv2
 
     onnx_path = Path(onnx_path).resolve()
@@ -152,14 +153,16 @@ def convert_int8(onnx_path: str | Path, calib_nhwc: np.ndarray, out_path: str | 
     with tempfile.TemporaryDirectory(prefix="tinyfake-onnx2tf-") as tmp:
         tmp = Path(tmp)
         np.save(tmp / "calib.npy", calib)
-        sample = np.stack([cv2.resize(calib[i % len(calib)], (128, 128), interpolation=cv2.INTER_AREA)
-                           for i in range(20)]).astype(np.float32)
-        np.save(tmp / ONNX2TF_SAMPLE_FILE, sample)
+        if c == 3:  # the smoke test is for RGB-looking inputs only
+            sample = np.stack([cv2.resize(calib[i % len(calib)], (128, 128), interpolation=cv2.INTER_AREA)
+                               for i in range(20)]).astype(np.float32)
+            np.save(tmp / ONNX2TF_SAMPLE_FILE, sample)
+        mean, std = "[[[[" + ",".join(["0.0"] * c) + "]]]]", "[[[[" + ",".join(["1.0"] * c) + "]]]]"
         # A subprocess: onnx2tf and TensorFlow print a lot (from C++ too),
         # call sys.exit on errors, and keep global state.
         cmd = [sys.executable, "-m", "onnx2tf", "-i", str(onnx_path), "-o", "out",
                "-oiqt", "-qt", "per-channel", "-iqd", "int8", "-oqd", "int8",
-               "-cind", "input", "calib.npy", "[[[[0.0,0.0,0.0]]]]", "[[[[1.0,1.0,1.0]]]]",
+               "-cind", "input", "calib.npy", mean, std,
                "-v", "error"]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
                    PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
@@ -183,7 +186,9 @@ def convert_int8(onnx_path: str | Path, calib_nhwc: np.ndarray, out_path: str | 
 
 def quantized_inputs(tflite: str | Path | bytes, x: np.ndarray) -> np.ndarray:
     """Model input tensors for `x`: uint8 NHWC images are quantized with the
-    model's input scale/zero point; int8 arrays are taken as already quantized."""
+    model's input scale/zero point; int8 arrays are taken as already quantized.
+    A five-channel model takes R, G, B, FFT, LBP images: turn RGB faces into
+    them with tinyfake.data.channels.model_images first."""
     inp, _ = io_quant(tflite)
     if x.dtype == np.int8:
         q = x
@@ -192,6 +197,9 @@ def quantized_inputs(tflite: str | Path | bytes, x: np.ndarray) -> np.ndarray:
         q = quantize_input(x, inp.scale, inp.zero_point)
     else:
         raise TypeError(f"expected uint8 images or int8 model inputs, got {x.dtype}")
+    if q.shape[1:] != inp.shape[1:] and q.shape[1:3] == inp.shape[1:3] and inp.shape[3:] == (5,):
+        raise UserError(f"the model takes R, G, B, FFT, LBP inputs {inp.shape[1:]}, got {q.shape[1:]}; "
+                        "feed it tinyfake.data.channels.model_images(config, faces)")
     if q.shape[1:] != inp.shape[1:]:
         raise UserError(f"images are {q.shape[1:]} but the model expects {inp.shape[1:]}; "
                         "evaluate on data at the model's input size")

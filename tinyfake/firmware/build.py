@@ -54,6 +54,8 @@ class FirmwareBuild:
     bin: Path
     hex: Path
     outputs: list[Path] = field(default_factory=list)
+    channels: str = "rgb"            # rgb, or rgb+fft+lbp (the board computes FFT and LBP)
+    channel_scratch_bytes: int = 0   # rgb+fft+lbp: scratch overlaid on the arena
 
     @property
     def elf(self) -> Path:
@@ -162,7 +164,7 @@ def _overflow_message(stderr: str, board: Board, arena: str, model: ModelInfo) -
 def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path, *,
                    tflite: str | Path | None = None,
                    reference: Callable[[np.ndarray], np.ndarray] | None = None,
-                   profile_ops: bool = False) -> FirmwareBuild:
+                   profile_ops: bool = False, channels: str = "rgb") -> FirmwareBuild:
     """Build the firmware for `board` around the model in `gen_dir`.
 
     Writes `<board>.elf/.bin/.hex/.map/.ld` (board addresses) and
@@ -171,6 +173,10 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
     `reference` (tests). Raises UserError when the model does not fit.
     `profile_ops` calls a marker at every operator (MODEL_OP_BEGIN) so the
     simulator reports instructions per operator; it adds a call per op.
+    `channels` "rgb+fft+lbp": the model takes R, G, B, FFT, LBP; the board
+    receives the RGB face and computes the rest (firmware/binary/channels.c,
+    compiled in only then) before each inference, with its scratch overlaid
+    on the model's arena (see tinyfake.firmware.linker).
     """
     board = load_board(board) if isinstance(board, str) else board
     platform = board.sim_board()
@@ -184,15 +190,34 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
         shutil.rmtree(obj)
     obj.mkdir(parents=True)
 
-    # Self-test vector from the host oracle.
+    # The input stage (what the host loads; the channel computation's
+    # parameters) and the self-test vector from the host oracle.
+    from tinyfake.firmware.model_header import channel_scratch_bytes, check_channel_model, input_stage
+
+    rgb_size = check_channel_model(model, channels)
+    input_quant = None
+    if rgb_size and reference is None and tflite is not None and Path(tflite).exists():
+        from tinyfake.export.tflite_int8 import io_quant
+        inq, _ = io_quant(tflite)
+        input_quant = (inq.scale, inq.zero_point)
+    input_h, input_c = input_stage(model, channels, input_quant)
+    (obj / "tf_input.h").write_text(input_h)
+    (obj / "tf_input.c").write_text(input_c)
+    scratch_bytes = channel_scratch_bytes(rgb_size) if rgb_size else 0
     selftest_c = obj / "selftest_data.c"
-    write_selftest_c(selftest_c, *selftest_vectors(model, tflite=tflite, reference=reference))
+    write_selftest_c(selftest_c, *selftest_vectors(model, tflite=tflite, reference=reference,
+                                                   channels=channels))
 
     cpu = _cpu_flags(board)
     runtime = REPO_ROOT / "firmware" / "runtime"
-    includes = [gen, FIRMWARE / "app", FIRMWARE / "hal"] + ([runtime] if runtime.is_dir() else [])
+    includes = [gen, obj, FIRMWARE / "app", FIRMWARE / "hal"] + ([runtime] if runtime.is_dir() else [])
+    channel_srcs = []
+    if rgb_size:  # only models that take R, G, B, FFT, LBP carry the channel code
+        includes.append(FIRMWARE / "binary")
+        channel_srcs = [FIRMWARE / "binary" / "channels.c"]
     inc = [f"-I{p}" for p in includes]
-    common_srcs = sorted((FIRMWARE / "app").glob("*.c")) + _gen_sources(gen) + [selftest_c]
+    common_srcs = (sorted((FIRMWARE / "app").glob("*.c")) + _gen_sources(gen) + channel_srcs
+                   + [obj / "tf_input.c", selftest_c])
     for src in common_srcs:
         inc.append(f"-I{src.parent}")
     inc = list(dict.fromkeys(inc))
@@ -235,7 +260,7 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
     arena_choice = None
     for arena in board.profile.arena:
         script = out / f"{stem['board']}.ld"
-        script.write_text(linker_script(board, regions_of["board"], arena, "board"))
+        script.write_text(linker_script(board, regions_of["board"], arena, "board", scratch_bytes))
         ok, err = _link(common_objs + variant_objs["board"], script, out / f"{stem['board']}.elf", cpu)
         if ok:
             arena_choice = arena
@@ -251,7 +276,8 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
         script = out / f"{stem[variant]}.ld"
         elf = out / f"{stem[variant]}.elf"
         if variant == "sim":
-            script.write_text(linker_script(board, regions_of["sim"], arena_choice, "simulator"))
+            script.write_text(linker_script(board, regions_of["sim"], arena_choice, "simulator",
+                                            scratch_bytes))
             ok, err = _link(common_objs + variant_objs["sim"], script, elf, cpu)
             if not ok:
                 raise UserError(_overflow_message(err, board, arena_choice, model)
@@ -265,11 +291,19 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
         r = _run([OBJCOPY, "-O", fmt, str(images["board"].elf), str(path)], "objcopy")
         if r.returncode != 0:
             raise UserError(f"objcopy failed: {_first_error(r.stderr)}")
-    build = FirmwareBuild(board, model, arena_choice, images["board"], images["sim"], bin_path, hex_path)
+    build = FirmwareBuild(board, model, arena_choice, images["board"], images["sim"], bin_path, hex_path,
+                          channels="rgb" if not rgb_size else channels, channel_scratch_bytes=scratch_bytes)
     build.outputs = [images["board"].elf, bin_path, hex_path, images["sim"].elf]
     return build
 
 
-def build_for_run(run, board: Board | str) -> FirmwareBuild:
+def run_channels(run) -> str:
+    """The run's input channels ([model] channels in config.toml; "rgb" without one)."""
+    from tinyfake.data.channels import channels_of
+
+    return channels_of(run.read_config() if run.config.exists() else None)
+
+
+def build_for_run(run, board: Board | str, **kw) -> FirmwareBuild:
     """Build firmware for a run directory: `run/gen` → `run/fw/<board>.*`."""
-    return build_firmware(run.gen, board, run.fw, tflite=run.tflite)
+    return build_firmware(run.gen, board, run.fw, tflite=run.tflite, channels=run_channels(run), **kw)

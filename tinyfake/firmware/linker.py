@@ -34,9 +34,32 @@ def sim_regions(board: Board) -> dict[str, Region]:
     return out
 
 
-def linker_script(board: Board, regions: dict[str, Region], arena: str, variant: str) -> str:
-    """GNU ld script placing the image per `board.profile`, arena in `arena`."""
+def linker_script(board: Board, regions: dict[str, Region], arena: str, variant: str,
+                  scratch_bytes: int = 0) -> str:
+    """GNU ld script placing the image per `board.profile`, arena in `arena`.
+
+    `scratch_bytes` > 0 (RGB + FFT + LBP models): the board-side channel
+    computation's scratch starts at the arena (`__tf_scratch_start`), which is
+    free before each inference; only the part beyond the model's arena costs
+    RAM, as the section `.channel_scratch` right after `.arena`.
+    """
     p = board.profile
+    scratch = ""
+    scratch_ram = ""
+    if scratch_bytes:
+        n = int(scratch_bytes)
+        scratch = f"""
+  /* RGB + FFT + LBP input: the channel scratch ({n} B: FFT planes, grey)
+   * overlays the arena, which is free until the model runs; this section is
+   * the part of it beyond the arena (empty when the arena is larger). */
+  .channel_scratch (NOLOAD) : ALIGN(4) {{
+    . += SIZEOF(.arena) < {n} ? {n} - SIZEOF(.arena) : 0;
+  }} > {arena}
+  __tf_scratch_start = ADDR(.arena);
+  ASSERT(SIZEOF(.channel_scratch) == 0 || ADDR(.channel_scratch) == ADDR(.arena) + SIZEOF(.arena),
+         "channel scratch is not contiguous with the arena")
+"""
+        scratch_ram = " + SIZEOF(.channel_scratch)"
     for part, region in (("text", p.text), ("rodata", p.rodata)):
         if regions[region].kind != "rom":
             raise UserError(f"{board.path}: profile puts {part} in RAM region {region}; "
@@ -85,7 +108,7 @@ SECTIONS
     . = ALIGN(4);
     __arena_end = .;
   }} > {arena}
-
+{scratch}
   .bss (NOLOAD) : ALIGN(4) {{
     __bss_start = .;
     *(.bss .bss.*)
@@ -103,6 +126,6 @@ SECTIONS
 
   __tf_flash_used = __flash_end - ORIGIN({p.text});
   __tf_ram_used = (__data_end - __data_start) + (__bss_end - __bss_start)
-                + (__arena_end - __arena_start) + (__stack_top - __stack_bottom);
+                + (__arena_end - __arena_start) + (__stack_top - __stack_bottom){scratch_ram};
 }}
 """

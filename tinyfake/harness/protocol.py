@@ -99,6 +99,12 @@ class DeviceInfo:
     line_max: int
     session: str
     raw: dict = field(default_factory=dict, compare=False)
+    load_bytes: int = 0          # bytes LOAD takes: the model input, or the RGB face
+    preprocess: str = ""         # "rgb+fft+lbp": the board computes the input from an RGB face
+
+    @property
+    def takes_rgb(self) -> bool:
+        return self.preprocess == "rgb+fft+lbp"
 
     @classmethod
     def parse(cls, f: dict[str, str]) -> "DeviceInfo":
@@ -112,7 +118,8 @@ class DeviceInfo:
                 output_scale=_float_bits(f["out_scale"]), output_zero_point=int(f["out_zp"]),
                 arena_bytes=int(f["arena"]), weight_bytes=int(f["weights"]), macs=int(f["macs"]),
                 num_ops=int(f["ops"]), flash_bytes=int(f["flash"]), ram_bytes=int(f["ram"]),
-                stack_size=int(f["stack"]), line_max=int(f["line_max"]), session=f["sid"], raw=dict(f))
+                stack_size=int(f["stack"]), line_max=int(f["line_max"]), session=f["sid"], raw=dict(f),
+                load_bytes=int(f.get("load_bytes", f["in_bytes"])), preprocess=f.get("pre", ""))
         except (KeyError, ValueError) as exc:
             raise UserError(f"the device's handshake is missing or garbles {exc}; "
                             "flash firmware built by this tinyfake version") from None
@@ -303,13 +310,19 @@ class Device:
     reconnect = hello
 
     def load_input(self, data: np.ndarray) -> int:
-        """Write one int8 input tensor; returns its CRC-32.
+        """Write one input (int8 model input tensor, or for a device that
+        computes its input itself -- `info.takes_rgb` -- the uint8 RGB face);
+        returns its CRC-32.
 
         Lines shrink (512 -> 64 bytes) when the link damages them: a noisy
         link still gets short lines through."""
-        raw = np.ascontiguousarray(data, dtype=np.int8).tobytes()
-        if self.info and len(raw) != self.info.input_bytes:
-            raise UserError(f"input has {len(raw)} bytes, the device's model takes {self.info.input_bytes}")
+        data = np.asarray(data)
+        raw = np.ascontiguousarray(data.view(np.int8) if data.dtype == np.uint8 else data,
+                                   dtype=np.int8).tobytes()
+        want = (self.info.load_bytes or self.info.input_bytes) if self.info else None
+        if want is not None and len(raw) != want:
+            what = "an RGB face of" if self.info.takes_rgb else "a model input of"
+            raise UserError(f"input has {len(raw)} bytes, the device takes {what} {want} bytes")
         off = 0
         while off < len(raw):
             n = self.chunk
@@ -371,6 +384,14 @@ class Device:
             if counts:
                 out.update(instructions_min=min(counts), instructions_max=max(counts))
         return out
+
+    def prep(self, x: np.ndarray) -> Inference:
+        """Devices that compute their input (`info.takes_rgb`): load the RGB
+        face and time only that computation; `output` is empty, `instructions`
+        (simulator) counts the channel computation alone."""
+        crc = self.load_input(x)
+        f = self.request(f"PREP {crc:08x}")
+        return Inference(np.zeros(0, np.int8), int(f["cycles"]), self._insns())
 
     def selftest(self) -> Inference:
         f = self.request("SELFTEST")

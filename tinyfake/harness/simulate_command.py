@@ -41,6 +41,9 @@ def run(args) -> int:
         print(f"{platform}: firmware {info.firmware}, model {info.model} [{info.hash}], "
               f"input {'x'.join(map(str, info.input_shape))}, arena {info.arena_bytes:,} B, "
               f"{info.macs:,} MACs, flash {info.flash_bytes:,} B, RAM {info.ram_bytes:,} B")
+        if info.takes_rgb:
+            print(f"  the board computes the input (R, G, B, FFT, LBP) from a {info.load_bytes:,} B RGB face; "
+                  "the self-test and the counts below include that")
         counts = []
         for _ in range(args.repeat):
             r = dev.selftest()

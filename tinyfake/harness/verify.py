@@ -26,7 +26,9 @@ BENCH_REPS = 10
 
 
 def stream(dev: Device, inputs: np.ndarray, expected: np.ndarray, log=None) -> dict:
-    """Run every int8 input on the device and compare with `expected`."""
+    """Run every input on the device and compare with `expected`. Inputs are
+    what the device loads: int8 model inputs, or uint8 RGB faces for a
+    device that computes its input (RGB + FFT + LBP models)."""
     outputs, insns, cycles, mismatches = [], [], [], []
     for i, (x, want) in enumerate(zip(inputs, expected)):
         r = dev.infer(x)
@@ -128,8 +130,10 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
                renode: bool = False, log=print, **device_kw) -> dict:
     """Verify a run's firmware on a board (`port`) or in simulation; writes
     `report.json`/`report.md` into the run and returns the report."""
+    from tinyfake.data.channels import model_images
     from tinyfake.export.tflite_int8 import dequantize, io_quant, quantized_inputs
     from tinyfake.export.tflm import tflm_outputs
+    from tinyfake.firmware.build import run_channels
     from tinyfake.metrics import binary_metrics
 
     if simulate == (port is not None):
@@ -139,22 +143,33 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
     model = check_run(run)
     elf, sim_elf = ensure_firmware(run, board, log)
     ds, what = _test_images(run, data, limit, model.input_shape[0])
-    q = quantized_inputs(run.tflite, ds.x)
+    channels = run_channels(run)
+    # The oracle: TFLite Micro on the host's model input (for RGB + FFT + LBP
+    # models the host computes the five channels itself, tinyfake.data.channels).
+    q = quantized_inputs(run.tflite, model_images(channels, ds.x))
     host = tflm_outputs(run.tflite, q)
     log(f"verifying {len(ds)} images ({what}) on {'the simulator' if simulate else port} ...")
 
     with connect(board, port=port, simulate=simulate, sim_elf=sim_elf, board_elf=elf, renode=renode,
                  expected_hash=model.hash, log=None, **device_kw) as (dev, platform):
         info = dev.hello()
+        if info.takes_rgb != (channels != "rgb"):
+            raise UserError(f"the device {'computes' if info.takes_rgb else 'does not compute'} its input "
+                            f"from an RGB face but the run's input channels are {channels!r}; "
+                            "rebuild and flash this run's firmware")
+        # What the device loads: the int8 model input, or the RGB face it
+        # computes R, G, B, FFT, LBP from.
+        loads = ds.x if info.takes_rgb else q
         try:
             st = dev.selftest()
             selftest = "ok"
         except DeviceError as exc:  # keep going: the per-image comparison says more
             st, selftest = None, f"FAILED ({exc})"
-        result = stream(dev, q, host, log)
+        result = stream(dev, loads, host, log)
         # Repeatability: the first image twice more.
-        again = [dev.infer(q[0]) for _ in range(2)]
-        bench = dev.bench(q[0], BENCH_REPS) if not simulate else None
+        again = [dev.infer(loads[0]) for _ in range(2)]
+        prep = dev.prep(loads[0]) if info.takes_rgb else None
+        bench = dev.bench(loads[0], BENCH_REPS) if not simulate else None
         stack = dev.stat()
         link = dev.stats.as_dict()
 
@@ -172,6 +187,12 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
                        repeatable=len(set(first_insns)) == 1,
                        ms_estimate=ins["median"] / board.clock_hz * 1e3,
                        ms_estimate_note="instructions / board clock: an estimate, not a measurement")
+    if prep is not None:  # the markers above include the board's channel computation
+        latency["includes_input_channels"] = True
+        if prep.instructions is not None:
+            latency["channel_instructions"] = prep.instructions
+        if not simulate:
+            latency["channel_cycles"] = prep.cycles
     if not simulate and result["cycles"]:
         cyc = _stats(result["cycles"])
         latency.update(cycles=cyc, ms=cyc["median"] / board.clock_hz * 1e3, bench=bench)
@@ -186,7 +207,7 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
                      "device_ram_bytes": info.ram_bytes},
         "model": {"name": model.name, "hash": model.hash, "input_shape": list(model.input_shape),
                   "macs": model.macs, "ops": model.num_ops, "arena_bytes": model.arena_bytes,
-                  "weight_bytes": model.weight_bytes},
+                  "weight_bytes": model.weight_bytes, "channels": channels},
         "arena_region": _arena_region(mem["ram"]["regions"]),
         **mem,
         "latency": latency,
@@ -200,4 +221,8 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
                                                    stack["stack_used"])["ram"]["regions"]
     write_report(report, run.report_json, run.report_md)
     report["text"] = budget_text(report)
+    if latency.get("includes_input_channels"):
+        ch = latency.get("channel_instructions")
+        report["text"] += ("\n  input  the board computes R, G, B, FFT, LBP from each RGB face; the counts above "
+                           "include it" + (f" ({ch:,} instructions of them)" if ch is not None else ""))
     return report

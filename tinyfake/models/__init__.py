@@ -1,15 +1,18 @@
 """Tiny face classifiers: every model maps float NCHW x/255 to one logit (N, 1).
 
 P(fake) = sigmoid(logit). `MODELS` lists the architectures `build_model` knows.
+Any of them takes `channels="rgb+fft+lbp"`: the model is wrapped in
+`ChannelInput` (RGB + FFT magnitude + LBP, tinyfake.models.channel_input).
 """
 from __future__ import annotations
 
 from torch import nn
 
 from tinyfake.errors import UserError
+from tinyfake.models.channel_input import CHANNELS, FFT_LBP
 from tinyfake.models.complexity import count_macs_params
 
-__all__ = ["MODELS", "build_model", "count_macs_params"]
+__all__ = ["CHANNELS", "MODELS", "build_model", "check_channels", "count_macs_params"]
 
 
 def _phinet(input_size: int, **kwargs) -> nn.Module:
@@ -41,7 +44,7 @@ MODELS: dict[str, tuple] = {
     **{f"micronet-{v}": (_micronet(v), dict(dropout=0.05),
                          f"MicroNet-{v.upper()} (ICCV 2021): micro-factorized convs, Dynamic Shift-Max")
        for v in ("m0", "m1", "m2", "m3")},
-    "binary": (_binary, dict(width=16, blocks=4, channels="rgb"),
+    "binary": (_binary, dict(width=16, blocks=4),
                "binary (1-bit weights and activations) ReActNet-style net, int8 stem and head"),
 }
 
@@ -54,10 +57,26 @@ def build_model(arch: str, input_size: int, **kwargs) -> nn.Module:
     if arch not in MODELS:
         raise UserError(f"unknown model {arch!r}; choose one of: {', '.join(MODELS)}")
     builder, defaults, _ = MODELS[arch]
+    channels = kwargs.pop("channels", "rgb")  # every arch; older binary configs have it too
     unknown = sorted(set(kwargs) - set(defaults))
     if unknown:
         raise UserError(f"model {arch} has no option(s) {', '.join(unknown)}; "
                         f"it takes {', '.join(defaults)}")
     if input_size < MIN_INPUT_SIZE:
         raise UserError(f"input size {input_size} is too small for {arch}; use >= {MIN_INPUT_SIZE}")
-    return builder(input_size, **{**defaults, **kwargs})
+    check_channels(channels, input_size)
+    model = builder(input_size, **{**defaults, **kwargs})
+    if channels == FFT_LBP:
+        from tinyfake.models.channel_input import ChannelInput
+        model = ChannelInput(model)
+    return model
+
+
+def check_channels(channels: str, input_size: int) -> None:
+    """UserError unless `channels` is known and the size suits it (the FFT
+    needs a power of two from 4 to 256)."""
+    if channels not in CHANNELS:
+        raise UserError(f"unknown input channels {channels!r}; choose one of: {', '.join(CHANNELS)}")
+    if channels == FFT_LBP:
+        from tinyfake.data.channels import check_fft_size
+        check_fft_size(input_size)

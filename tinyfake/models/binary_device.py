@@ -3,12 +3,12 @@ Cortex-M7 simulator (QEMU mps2-an500), and their instruction counts.
 
 A small test firmware (firmware/binary/test/) runs a table of cases, each
 with its inputs and the host reference's expected outputs compiled in:
-- "conv": int8 activation -> tfkb_pack -> tfkb_conv and tfkb_conv_m7,
-  expected from tinyfake.models.binary (pack_activations, binary_conv_ref);
 - "channels": uint8 RGB face -> tfkc_channels (R, G, B, FFT, LBP), expected
   from tinyfake.data.channels.with_channels;
-- "int8": a compiled one-op int8 model (tinyfake.compiler.compile_model),
-  expected from the TFLite Micro wheel (for per-layer instruction counts).
+- "int8": a model compiled by tinyfake (tinyfake.compiler.compile_model) on
+  one input: a binary layer (sign + +-1 CONV_2D, run as tfkb_pack +
+  tfkb_conv) expected from the numpy reference tinyfake.compiler.binary,
+  or any int8 model expected from the TFLite Micro wheel.
 The firmware compares bit for bit, prints one `RUN` line per kernel call on
 the UART and exits through semihosting with 0 only when all match. Every
 kernel call sits between tf_mark_begin/tf_mark_end, so the instruction-count
@@ -33,8 +33,7 @@ import numpy as np
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import REPO_ROOT, load_board
 from tinyfake.firmware.linker import linker_script
-from tinyfake.models.binary import (BIN_SHIFT, binary_conv_ref, pack_activations, pack_bits,
-                                    words)
+from tinyfake.compiler.binary import binary_conv_ref
 
 FW = REPO_ROOT / "firmware"
 TEST_DIR = FW / "binary" / "test"
@@ -45,14 +44,13 @@ CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
 CFLAGS = [*CPU, "-O2", "-g", "-std=gnu11", "-ffunction-sections", "-fdata-sections",
           "-Wall", "-Wextra", "-Werror"]
 LDFLAGS = [*CPU, "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
-SOURCES = [FW / "binary" / "tfk_binary.c", FW / "binary" / "cortex_m" / "tfk_binary_m7.c",
-           FW / "binary" / "channels.c", TEST_DIR / "binfw_main.c",
+SOURCES = [FW / "binary" / "channels.c", TEST_DIR / "binfw_main.c",
            FW / "app" / "crc32.c", FW / "app" / "markers.c",
            FW / "hal" / "cortex_m" / "startup.c", FW / "hal" / "mps2" / "hal_mps2.c"]
 INCLUDES = [FW / "binary", TEST_DIR, FW / "app", FW / "hal", FW / "runtime"]
 
 # kernels a case runs, in the firmware's order (one marker pair each)
-KERNELS = {"conv": ("pack", "conv", "conv_m7"), "channels": ("channels",), "int8": ("int8",)}
+KERNELS = {"channels": ("channels",), "int8": ("int8",)}
 
 
 def tools_missing() -> list[str]:
@@ -64,7 +62,7 @@ def tools_missing() -> list[str]:
 @dataclass
 class Case:
     name: str
-    kind: str                     # "conv", "channels" or "int8"
+    kind: str                     # "channels" or "int8"
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     ints: dict[str, int] = field(default_factory=dict)
     gen: Path | None = None       # int8: compiled model directory
@@ -73,36 +71,42 @@ class Case:
         return KERNELS[self.kind]
 
 
-def conv_case(name: str, x: np.ndarray, threshold: np.ndarray, wbits: np.ndarray,
-              mult: np.ndarray, bias: np.ndarray, stride: int, pad: int,
-              shift: int = BIN_SHIFT) -> Case:
-    """One binary conv on int8 x (H, W, C); expected values from the host reference."""
-    x = np.ascontiguousarray(x, np.int8)
-    h, w, c = x.shape
-    oc, k = wbits.shape[0], wbits.shape[1]
-    if wbits.shape != (oc, k, k, words(c)):
-        raise ValueError(f"weights {wbits.shape} do not fit {c} input channels")
-    want = binary_conv_ref(x, threshold, wbits, mult, bias, stride, pad, shift)
-    arrays = dict(x=x, threshold=np.asarray(threshold, np.int16), wbits=np.asarray(wbits, np.uint32),
-                  mult=np.asarray(mult, np.int32), bias=np.asarray(bias, np.int32),
-                  xbits=pack_activations(x, threshold), want=want)
-    return Case(name, "conv", arrays, dict(h=h, w=w, c=c, oc=oc, k=k, stride=stride, pad=pad,
-                                           shift=shift, out_bytes=want.size))
+def binary_layer_cases(name: str, out_dir: Path, xs: list[np.ndarray], spec: dict) -> list[Case]:
+    """One binary layer (tinyfake.export.binary_tflite.binary_layer_tflite(**spec))
+    compiled with the binary kernels into out_dir, one case per int8 input
+    (H, W, C) in xs; expected from the numpy reference."""
+    from tinyfake.compiler import compile_model
+    from tinyfake.export.binary_tflite import binary_layer_tflite
+
+    data, layer = binary_layer_tflite(**spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "layer.tflite").write_bytes(data)
+    cm = compile_model(out_dir / "layer.tflite", out_dir / "gen", name=name)
+    if "tfkb_conv" not in [o.kernel for o in cm.ops]:
+        raise ValueError(f"{name}: the compiler did not run the layer on the binary kernels")
+    return [int8_case(f"{name}_{i}" if len(xs) > 1 else name, cm.out_dir, x,
+                      binary_conv_ref(np.asarray(x, np.int8), layer)) for i, x in enumerate(xs)]
 
 
-def random_conv_case(name: str, rng: np.random.Generator, h: int, w: int, c: int, oc: int, k: int,
-                     stride: int, pad: int | None = None) -> Case:
-    """Random int8 input, thresholds, weights and requantization (unsaturated output)."""
+def random_layer_spec(rng: np.random.Generator, h: int, w: int, c: int, oc: int, k: int,
+                      stride: int) -> dict:
+    """A binary layer with random thresholds (the extremes 128 and -128, a
+    channel always -1 or always +1, among them), weights and requantization
+    whose int8 outputs use most of the range without saturating."""
+    spread = np.sqrt(k * k * c)  # spread of the +-1 dot product
+    th = rng.integers(-30, 30, c)
+    th[rng.permutation(c)[:2]] = [128, -128][:c]
+    return dict(in_shape=(h, w, c), in_q=(0.05, int(rng.integers(-20, 20))),
+                th=th, w_sign=np.where(rng.random((oc, k, k, c)) < 0.5, 1, -1),
+                wscale=rng.uniform(0.5, 1.5, oc) * 2.0 / spread,
+                bias=rng.integers(-int(spread), int(spread) + 1, oc), stride=stride,
+                out_q=(0.05, int(rng.integers(-10, 10))))
+
+
+def random_layer_case(name: str, out_dir: Path, rng: np.random.Generator, h: int, w: int, c: int,
+                      oc: int, k: int, stride: int) -> Case:
     x = rng.integers(-128, 128, (h, w, c)).astype(np.int8)
-    threshold = rng.integers(-20, 20, c).astype(np.int16)
-    wbits = pack_bits(rng.random((oc, k, k, c)) < 0.5)
-    # d has a spread of about sqrt(k*k*c): scale it to about +-40 so the
-    # output uses most of int8 without saturating
-    base = 40.0 * (1 << BIN_SHIFT) / np.sqrt(k * k * c)
-    mult = np.round(base * rng.uniform(0.5, 1.5, oc) * np.where(rng.random(oc) < 0.2, -1, 1))
-    mult = mult.astype(np.int32)
-    bias = rng.integers(-(1 << 24), 1 << 24, oc).astype(np.int32)
-    return conv_case(name, x, threshold, wbits, mult, bias, stride, k // 2 if pad is None else pad)
+    return binary_layer_cases(name, out_dir, [x], random_layer_spec(rng, h, w, c, oc, k, stride))[0]
 
 
 def channels_case(name: str, rgb: np.ndarray) -> Case:
@@ -133,37 +137,58 @@ def real_faces(size: int, n: int = 4) -> np.ndarray:
     return (np.clip(np.stack(faces), 0, 1) * 255).astype(np.uint8)
 
 
-def face_conv_cases(n_faces: int = 4, size: int = 64, seed: int = 0) -> list[Case]:
-    """Real activations: faces through a BinaryNet's int8-quantized stem, then the
-    first block's two binary convs folded to integers (each fed the previous
-    layer's device output), as tests/test_binary.py does on the host."""
+def face_layer_cases(out_dir: Path, n_faces: int = 4, size: int = 64, seed: int = 0) -> list[Case]:
+    """Real activations: faces through a BinaryNet's stem (float, quantized to
+    int8 over their range) into its first binary conv, whose int8-form
+    parameters come from the trained-form layer (binary_layer_params)."""
     import torch
 
+    from tinyfake.export.binary_tflite import _range_quant, binary_layer_params
     from tinyfake.models import build_model
-    from tinyfake.models.binary import fold_binary_conv
 
     torch.manual_seed(seed)
     net = build_model("binary", size).eval()
-    faces = torch.from_numpy(real_faces(size, n_faces)).permute(0, 3, 1, 2).float() / 255
+    block = net.blocks[0]
     with torch.no_grad():
+        block.conv3.threshold.uniform_(0.0, 0.3)  # a trained RSign is not all zero
+        faces = torch.from_numpy(real_faces(size, n_faces)).permute(0, 3, 1, 2).float() / 255
         act = net.stem(faces).permute(0, 2, 3, 1).numpy()
-    s_in = float(act.max()) / 255
-    q = np.clip(np.round(act / s_in) - 128, -128, 127).astype(np.int8)
-    block, zp = net.blocks[0], -128
-    cases = []
-    for li, (conv, bn) in enumerate(((block.conv3, block.bn3), (block.conv1, block.bn1))):
-        with torch.no_grad():
-            conv.threshold.uniform_(0.0, 0.3)  # a trained RSign is not all zero
-        layer = fold_binary_conv(conv, bn, s_in, zp, 0.05, 0)
-        outs = []
-        for fi, img in enumerate(q):
-            c = conv_case(f"face{fi}_b0conv{'3' if li == 0 else '1'}", img, layer["threshold"],
-                          layer["wbits"], layer["mult"], layer["bias"], layer["stride"], layer["pad"],
-                          layer["shift"])
-            cases.append(c)
-            outs.append(c.arrays["want"])
-        q, s_in, zp = np.stack(outs), 0.05, 0
-    return cases
+    in_q = _range_quant(act.min(), act.max())
+    q = np.clip(np.round(act / in_q[0]) + in_q[1], -128, 127).astype(np.int8)
+    spec = dict(in_shape=q.shape[1:], in_q=in_q, out_q=(0.05, 0),
+                **binary_layer_params(block.conv3, block.bn3, in_q))
+    return binary_layer_cases("face_b0conv3", out_dir, list(q), spec)
+
+
+def network_cases(out_dir: Path, n_faces: int = 3, size: int = 32, seed: int = 0) -> list[Case]:
+    """A whole BinaryNet (random weights; thresholds and BatchNorm statistics
+    spread so every sign and channel matters) in its int8 form, compiled with
+    the binary kernels; expected outputs from TFLite Micro on real faces."""
+    import torch
+
+    from tinyfake.compiler import compile_model
+    from tinyfake.export.binary_tflite import binary_tflite
+    from tinyfake.export.tflm import tflm_outputs
+    from tinyfake.models import build_model
+    from tinyfake.models.binary import BinaryConv2d
+
+    torch.manual_seed(seed)
+    net = build_model("binary", size).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, BinaryConv2d):
+                m.threshold.uniform_(-0.2, 0.3)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    faces = real_faces(size, n_faces)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "net.tflite"
+    path.write_bytes(binary_tflite(net, faces.astype(np.float32) / 255))
+    cm = compile_model(path, out_dir / "gen", name="binary_net")
+    want = tflm_outputs(path, faces)
+    x = (faces.astype(np.int16) - 128).astype(np.int8)
+    return [int8_case(f"net{i}", cm.out_dir, x[i], want[i]) for i in range(n_faces)]
 
 
 # --- firmware ----------------------------------------------------------------
@@ -187,7 +212,7 @@ def write_vectors(cases: list[Case], out: Path) -> tuple[list[Path], dict[Path, 
            '.syntax unified']
     externs, rows = [], []
     int8_fns = {}
-    xwords = out_bytes = scratch64 = grey = 16
+    out_bytes = scratch64 = grey = 16
     for i, c in enumerate(cases):
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+", c.name):
             raise ValueError(f"case name {c.name!r}: use letters, digits and _.+-")
@@ -201,15 +226,7 @@ def write_vectors(cases: list[Case], out: Path) -> tuple[list[Path], dict[Path, 
                     f".type {sym}, %object", f"{sym}:", f'.incbin "{path}"', f".size {sym}, . - {sym}"]
             externs.append(f"extern const {_ctype(a)} {sym}[];")
         init = [f'.name = "{c.name}"']
-        if c.kind == "conv":
-            init.append(".kind = BINFW_CONV")
-            init += [f".{k} = {c.ints[k]}" for k in ("h", "w", "c", "oc", "k", "stride", "pad",
-                                                       "shift", "out_bytes")]
-            init += [f".{k} = {fields[k]}" for k in ("x", "threshold", "wbits", "mult", "bias",
-                                                       "xbits", "want")]
-            xwords = max(xwords, c.ints["h"] * c.ints["w"] * words(c.ints["c"]))
-            out_bytes = max(out_bytes, c.ints["out_bytes"])
-        elif c.kind == "channels":
+        if c.kind == "channels":
             n = c.ints["n"]
             init += [".kind = BINFW_CHANNELS", f".n = {n}", f".rgb = {fields['rgb']}",
                      f".want5 = {fields['want5']}", f".out_bytes = {5 * n * n}"]
@@ -230,7 +247,6 @@ def write_vectors(cases: list[Case], out: Path) -> tuple[list[Path], dict[Path, 
         '#include "binfw.h"', "", *externs, *decl_fns, "",
         f"const binfw_case binfw_cases[{len(cases)}] = {{", *rows, "};",
         f"const int32_t binfw_n_cases = {len(cases)};", "",
-        f"uint32_t binfw_xbits[{xwords}] __attribute__((aligned(8)));",
         f"int8_t binfw_out[{out_bytes}] __attribute__((aligned(8)));",
         f"int64_t binfw_scratch64[{scratch64}];",
         f"uint8_t binfw_grey[{grey}];", ""])

@@ -254,6 +254,7 @@ class MicroNet(nn.Module):
         if variant not in CONFIGS:
             raise ValueError(f"unknown MicroNet variant {variant!r}")
         cfg = CONFIGS[variant]
+        self.input_size = input_size   # export_form needs the spatial sizes
         a, b = cfg["stem"]
         stem = a * b
         self.stem = nn.Sequential(
@@ -286,18 +287,22 @@ class MicroNet(nn.Module):
 # TFLite cleanly (onnx2tf) and that tinyfake's compiler runs.
 #
 # - Conv + BatchNorm pairs are folded (eval-mode BN is an affine map).
-# - Grouped convolutions that are not depthwise become dense convolutions
-#   with block-diagonal weights (the missing blocks are exact zeros).
+# - Grouped convolutions stay grouped (one grouped CONV_2D in TFLite, run by
+#   the compiler's grouped kernels); with one input channel per group they
+#   are depthwise.
 # - Consecutive channel shuffles are composed into one permutation; a
-#   permutation followed by a dense 1x1 conv is folded into that conv's input
-#   channels (W'[:, p] = W). The rest stay a fixed channel gather (GATHER).
+#   permutation followed by a dense conv is folded into that conv's input
+#   channels (W'[:, p] = W), and so is one followed by a grouped conv when it
+#   keeps every input channel inside its group (then it only reorders each
+#   group's weights). The rest stay a fixed channel gather (GATHER): a
+#   shuffle that mixes the groups cannot be folded into a grouped conv.
 # - Dynamic Shift-Max: GAP keeps (N, C, 1, 1); the two FCs are 1x1 convs;
 #   each coefficient gets its own 1x1 conv (no Slice/Reshape) with the
 #   h-sigmoid affine folded in: (relu6(z+3)/6 - 0.5)*s + init
 #   = clamp(z*s/6 + init, init - s/2, init + s/2).
 # - The head's Linear + BatchNorm1d is one Linear.
-# The parameter/MAC counts of the paper are those of MicroNet itself (the
-# export form spends extra MACs on the zero blocks of the dense convs).
+# The parameter/MAC counts of the paper are those of MicroNet itself, and the
+# export form's convolutions have the same weights and MACs.
 # ---------------------------------------------------------------------------
 
 
@@ -310,14 +315,28 @@ def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.T
     return w.detach().clone(), b.detach().clone()
 
 
-def _dense_weight(w: torch.Tensor, groups: int) -> torch.Tensor:
-    """(O, I/g, kh, kw) grouped weight -> (O, I, kh, kw) block-diagonal dense weight."""
-    o, ig, kh, kw = w.shape
-    dense = torch.zeros(o, ig * groups, kh, kw, dtype=w.dtype)
-    og = o // groups
+def _fold_permutation(conv: nn.Conv2d, p: torch.Tensor) -> bool:
+    """Make conv(x) equal the old conv(x[:, p]) by reordering its input
+    weights, where that is possible: any permutation for a dense conv; for a
+    grouped conv only one that maps each group's channels into the same group
+    (a grouped conv reads fixed channel blocks). False: conv is unchanged."""
+    groups, cin = conv.groups, conv.in_channels
+    if groups == 1:
+        w = torch.zeros_like(conv.weight)
+        w[:, p] = conv.weight.data
+        conv.weight.data = w
+        return True
+    if groups == cin or not torch.equal(torch.sort(p).values, torch.arange(cin)):
+        return False
+    gi, go = cin // groups, conv.out_channels // groups
+    local = p.view(groups, gi) - torch.arange(groups).view(groups, 1) * gi
+    if local.min() < 0 or local.max() >= gi:
+        return False   # some channel comes from another group
+    w = torch.zeros_like(conv.weight)
     for g in range(groups):
-        dense[g * og:(g + 1) * og, g * ig:(g + 1) * ig] = w[g * og:(g + 1) * og]
-    return dense
+        w[g * go:(g + 1) * go, local[g]] = conv.weight.data[g * go:(g + 1) * go]
+    conv.weight.data = w
+    return True
 
 
 class ExportGather(nn.Module):
@@ -355,6 +374,16 @@ class ExportDSM(nn.Module):
             self.bounds.append((init - s / 2, init + s / 2))
         self.shift = ExportGather(dsm.index)
 
+    def permute_channels(self, p: torch.Tensor) -> None:
+        """Act on x[:, p] instead of x, giving the old output [:, p] (every
+        per-channel part follows its channel; the shift is conjugated)."""
+        self.fc1.weight.data = self.fc1.weight.data[:, p].clone()
+        for conv in self.coef:
+            conv.weight.data = conv.weight.data[p].clone()
+            conv.bias.data = conv.bias.data[p].clone()
+        idx = self.shift.index.long()
+        self.shift.index = torch.argsort(p)[idx[p]].to(torch.int32)
+
     def forward(self, x):
         y = torch.relu(self.fc1(x.mean((2, 3), keepdim=True)))
         coef = [conv(y).clamp(lo, hi) for conv, (lo, hi) in zip(self.coef, self.bounds)]
@@ -377,13 +406,8 @@ def _export_layers(layers) -> list[nn.Module]:
             bn = seq[i + 1]
             assert isinstance(bn, nn.BatchNorm2d)
             w, b = _fold_bn(m, bn)
-            cin = m.in_channels
-            depthwise = m.groups == cin and m.groups > 1
-            groups = m.groups
-            if m.groups > 1 and not depthwise:
-                w, groups = _dense_weight(w, m.groups), 1
-            conv = nn.Conv2d(cin, m.out_channels, m.kernel_size, m.stride, m.padding,
-                             groups=groups, bias=True)
+            conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                             groups=m.groups, bias=True)
             conv.weight.data, conv.bias.data = w, b
             items.append(("conv", conv))
             i += 2
@@ -418,23 +442,67 @@ def _export_layers(layers) -> list[nn.Module]:
     for k in range(len(out) - 1):
         if out[k][0] == "perm" and out[k + 1][0] == "mod" and isinstance(out[k + 1][1], nn.ReLU6):
             out[k], out[k + 1] = out[k + 1], out[k]
-    # fold a permutation into the dense conv that reads it
-    mods: list[nn.Module] = []
+    # fold a permutation into the conv that reads it (where the conv allows)
+    folded: list = []
     k = 0
     while k < len(out):
         it = out[k]
         if (it[0] == "perm" and k + 1 < len(out) and out[k + 1][0] == "conv"
-                and out[k + 1][1].groups == 1):
-            conv, p = out[k + 1][1], it[1]
-            w = torch.zeros_like(conv.weight)
-            w[:, p] = conv.weight.data
-            conv.weight.data = w
-            mods.append(conv)
+                and _fold_permutation(out[k + 1][1], it[1])):
+            folded.append(out[k + 1])
             k += 2
             continue
-        mods.append(ExportGather(it[1]) if it[0] == "perm" else it[1])
+        folded.append(it)
         k += 1
-    return mods
+    return [ExportGather(it[1]) if it[0] == "perm" else it[1] for it in _sink_permutations(folded)]
+
+
+def _is_depthwise1(conv: nn.Conv2d) -> bool:
+    return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
+
+
+def _sink_permutations(items: list) -> list:
+    """Move each remaining permutation back, against the data flow, through
+    Dynamic Shift-Max (which then reads permuted channels), ReLU6 and
+    depthwise convs with one output per channel (their channels follow),
+    composing it with permutations met on the way, until a conv that makes
+    its input: a dense conv takes it into its output channels (no gather
+    left); after any other conv (or its ReLU6) it stays a channel gather.
+    Fewer gathers, and each one reads a conv output: onnx2tf converts that
+    gather in NHWC, while one of an element-wise result goes through NCHW,
+    and a grouped conv reading that NCHW tensor is mis-converted (taken for
+    a depthwise conv when its group count equals the tensor's width)."""
+    out: list = []
+    for it in items:
+        if it[0] != "perm":
+            out.append(it)
+            continue
+        p, tail = it[1], []
+        while out:
+            kind, m = out[-1]
+            if kind == "perm":   # x[q][p] = x[q[p]]
+                p = m[p]
+                out.pop()
+                continue
+            if kind == "mod" and isinstance(m, ExportDSM):
+                m.permute_channels(p)
+            elif kind == "conv" and _is_depthwise1(m):
+                m.weight.data = m.weight.data[p].clone()
+                m.bias.data = m.bias.data[p].clone()
+            elif not (kind == "mod" and isinstance(m, nn.ReLU6)):
+                break
+            tail.insert(0, out.pop())
+        if out and out[-1][0] == "conv" and out[-1][1].groups == 1:
+            conv = out[-1][1]   # conv(x)[:, p]: its output channels reordered
+            conv.weight.data = conv.weight.data[p].clone()
+            conv.bias.data = conv.bias.data[p].clone()
+        else:
+            if tail and out and out[-1][0] == "conv" and isinstance(tail[0][1], nn.ReLU6):
+                out.append(tail.pop(0))   # keep ReLU6 right after its conv (fused there)
+            if not torch.equal(p, torch.arange(p.numel())):
+                out.append(("perm", p))
+        out.extend(tail)
+    return out
 
 
 class ExportBlock(nn.Module):
@@ -466,12 +534,53 @@ class MicroNetExport(nn.Module):
         self.fc.weight.data = net.fc.weight.detach().clone()[:, :, None, None]
         self.fc.bias.data = net.fc.bias.detach().clone()
         self.eval()
+        size = getattr(net, "input_size", None)
+        if size:
+            _avoid_group_width_clash(self, size)
 
     def forward(self, x):
         x = self.blocks(self.stem(x))
         x = nn.functional.hardswish(nn.functional.relu6(x).mean((2, 3), keepdim=True))
         x = nn.functional.hardswish(self.head(x))
         return torch.flatten(self.fc(x), 1)
+
+
+def _regrouped(conv: nn.Conv2d, groups: int) -> nn.Conv2d:
+    """The same function with fewer groups (a divisor of conv.groups): each
+    new group's weights are block-diagonal over the old groups it merges."""
+    g0, cin, cout = conv.groups, conv.in_channels, conv.out_channels
+    gi, go, r = cin // g0, cout // g0, g0 // groups
+    new = nn.Conv2d(cin, cout, conv.kernel_size, conv.stride, conv.padding, groups=groups, bias=True)
+    w = torch.zeros_like(new.weight)
+    for g in range(g0):
+        w[g * go:(g + 1) * go, (g % r) * gi:(g % r + 1) * gi] = conv.weight.data[g * go:(g + 1) * go]
+    new.weight.data, new.bias.data = w, conv.bias.data.clone()
+    return new
+
+
+def _avoid_group_width_clash(export: nn.Module, size: int) -> None:
+    """onnx2tf takes a grouped conv for a depthwise one (and fails) when it
+    holds the conv's input as NCHW (after an Add/Max: Dynamic Shift-Max, a
+    residual) and the group count equals the input width. Such a conv gets
+    the largest group count below its own that divides it and differs from
+    the width (block-diagonal weights: same function, a few more MACs)."""
+    widths: dict[nn.Module, int] = {}
+    convs = [m for m in export.modules() if isinstance(m, nn.Conv2d) and 1 < m.groups < m.in_channels]
+    def hook(module, inputs, output):
+        widths[module] = inputs[0].shape[-1]
+
+    hooks = [c.register_forward_hook(hook) for c in convs]
+    try:
+        with torch.no_grad():
+            export(torch.zeros(1, 3, size, size))
+    finally:
+        for h in hooks:
+            h.remove()
+    for parent in export.modules():
+        for name, child in parent.named_children():
+            if child in widths and child.groups == widths[child]:
+                g = max(d for d in range(1, child.groups) if child.groups % d == 0 and d != widths[child])
+                setattr(parent, name, _regrouped(child, g))
 
 
 def _export_form(self) -> MicroNetExport:

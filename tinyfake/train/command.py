@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tinyfake.models import MODELS
+from tinyfake.models import CHANNELS, MODELS, check_channels
 from tinyfake.runs import RUNS_ROOT, RunDir
 from tinyfake.errors import UserError
 from tinyfake.train.supervised import METHODS, TRAIN_DEFAULTS, make_config, train
@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="detect and crop the largest face in each image (OpenCV)")
     p.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images instead of failing")
     p.add_argument("--arch", default="phinet", choices=sorted(MODELS), help="model (default phinet)")
+    p.add_argument("--channels", default="rgb", choices=CHANNELS,
+                   help="model input: rgb (default), or rgb+fft+lbp: RGB plus the FFT log-magnitude "
+                        "spectrum and LBP codes of the grey face through a learned 1x1 conv, any arch; "
+                        "the firmware computes the two extra channels on the board (size: a power of two)")
     m = MODELS["phinet"][1]
     p.add_argument("--alpha", type=float, default=m["alpha"], help="PhiNet width multiplier")
     p.add_argument("--beta", type=float, default=m["beta"], help="PhiNet shape factor")
@@ -108,6 +112,14 @@ def config_from_args(args) -> dict:
         model_kwargs = dict(alpha=args.alpha, beta=args.beta, t_zero=args.t_zero,
                             num_layers=args.num_layers, squeeze_excite=not args.no_squeeze_excite,
                             h_swish=not args.no_hard_swish)
+    channels = getattr(args, "channels", "rgb") or "rgb"
+    if args.method in ("prune", "qat"):
+        if channels != "rgb":
+            raise UserError(f"--method {args.method} takes the model (its input channels included) "
+                            "from --init; leave out --channels")
+    else:
+        check_channels(channels, args.size)  # before any data is loaded
+        model_kwargs["channels"] = channels
     return make_config(args.data, args.size, args.arch, seed=args.seed,
                        skip_corrupt=args.skip_corrupt, detect_faces=args.detect_faces,
                        model_kwargs=model_kwargs, epochs=args.epochs, batch_size=args.batch_size,
@@ -118,7 +130,8 @@ def config_from_args(args) -> dict:
 def run(args) -> int:
     config = config_from_args(args)
     data_name = "default" if config["data"]["source"] == "default" else Path(config["data"]["source"]).stem
-    name = args.name or f"{args.arch}{args.size}_{data_name}"
+    chan = "_fftlbp" if config["model"].get("channels", "rgb") != "rgb" else ""
+    name = args.name or f"{args.arch}{args.size}{chan}_{data_name}"
     if args.method in ("prune", "qat") and not args.name:
         name = f"{Path(args.init).resolve().name}_{args.method}"
     elif args.method != "supervised" and not args.name:

@@ -19,7 +19,7 @@ from tinyfake.data import Splits, load_dataset, split_dataset
 from tinyfake.data.tensors import to_float_nchw
 from tinyfake.errors import UserError
 from tinyfake.metrics import binary_metrics
-from tinyfake.models import MODELS, build_model
+from tinyfake.models import MODELS, build_model, check_channels
 from tinyfake.runs import RunDir
 
 # Sized for the embedded demo set: about a minute on two CPU cores.
@@ -51,6 +51,8 @@ def make_config(source: str | None = None, size: int = 64, arch: str = "phinet",
     else:  # absolute, so later stages find it from any working directory
         source = str(Path(source).expanduser().resolve())
     model = {**MODELS[arch][1], **(model_kwargs or {})}
+    model.setdefault("channels", "rgb")  # input channels: rgb or rgb+fft+lbp (every stage reads it)
+    check_channels(model["channels"], int(size))
     return {
         "data": dict(source=source, size=int(size), seed=int(seed), fractions=list(fractions),
                      skip_corrupt=bool(skip_corrupt), detect_faces=bool(detect_faces)),

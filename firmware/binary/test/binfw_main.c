@@ -1,4 +1,4 @@
-/* Runner of the binary-kernel / FFT-LBP device check (see binfw.h).
+/* Runner of the compiled-model / FFT-LBP device check (see binfw.h).
  *
  * UART lines, one per kernel run, in order:
  *   RUN <pair> <case> <kernel> ok crc=<crc32 of the output>
@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "../channels.h"
-#include "../tfk_binary.h"
 #include "binfw.h"
 #include "crc32.h"
 #include "hal.h"
@@ -93,36 +92,6 @@ static void check(const binfw_case *c, const char *kernel, const void *got, cons
     hal_putc('\n');
 }
 
-static void run_conv(const binfw_case *c)
-{
-    const int nw = TFKB_WORDS(c->c);
-    const uint32_t xbytes = (uint32_t)(c->h * c->w * nw) * 4u;
-    const uint32_t obytes = (uint32_t)c->out_bytes;
-
-    fill(binfw_xbits, 0x5A, xbytes);
-    pair++;
-    tf_mark_begin();
-    tfkb_pack(c->x, c->h * c->w, c->c, c->threshold, binfw_xbits);
-    tf_mark_end();
-    check(c, "pack", binfw_xbits, c->xbits, xbytes, 4, 0);
-
-    fill(binfw_out, 0x5A, obytes);
-    pair++;
-    tf_mark_begin();
-    tfkb_conv(c->xbits, c->h, c->w, c->c, c->wbits, c->oc, c->k, c->stride, c->pad, c->mult,
-              c->bias, c->shift, binfw_out);
-    tf_mark_end();
-    check(c, "conv", binfw_out, c->want, obytes, 1, 1);
-
-    fill(binfw_out, 0x5A, obytes);
-    pair++;
-    tf_mark_begin();
-    tfkb_conv_m7(c->xbits, c->h, c->w, c->c, c->wbits, c->oc, c->k, c->stride, c->pad, c->mult,
-                 c->bias, c->shift, binfw_out);
-    tf_mark_end();
-    check(c, "conv_m7", binfw_out, c->want, obytes, 1, 1);
-}
-
 static void run_channels(const binfw_case *c)
 {
     const uint32_t n2 = (uint32_t)(c->n * c->n);
@@ -167,7 +136,6 @@ int main(void)
     for (int i = 0; i < binfw_n_cases; i++) {
         const binfw_case *c = &binfw_cases[i];
         switch (c->kind) {
-        case BINFW_CONV: run_conv(c); break;
         case BINFW_CHANNELS: run_channels(c); break;
         case BINFW_INT8: run_int8(c); break;
         default:

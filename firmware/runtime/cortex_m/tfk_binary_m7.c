@@ -1,0 +1,193 @@
+/* Binary layers for Cortex-M7 (ARMv7E-M has no popcount instruction); same
+ * results as the portable kernels (see tfk_binary.h).
+ *
+ * Packing compares 4 channels at once: SSUB8 sets one GE flag per byte where
+ * x >= threshold, SEL turns them into 0x80 bytes, and one multiply gathers
+ * the 4 flag bits into a nibble.
+ *
+ * Convolution: per output pixel the k*k taps' input words form one
+ * contiguous run (a pointwise conv reads the pixel in place; otherwise they
+ * are gathered, with zero words for taps outside the input), so every output
+ * channel is a single XOR-popcount run against its contiguous weights
+ * [k][k][words]. A zero word XOR w counts popcount(w) mismatches that a
+ * skipped tap must not count: the compiler's table wpop[o][tap] takes them
+ * back out on border pixels. Popcount is SWAR (2-bit, 4-bit, byte counts,
+ * accumulated as bytes over up to 30 words, then one horizontal sum); two
+ * output channels per pass share the input loads. Requantization is the
+ * exact one-multiply form {m, K, e, L, sign} (tfk_binary.h). */
+#include "tfk.h"
+
+#if TFK_USE_DSP
+#include "tfk_simd.h"
+
+/* 0x80 in each byte lane where (int8) x >= (int8) t, else 0 */
+static inline uint32_t ge_bytes(uint32_t x, uint32_t t)
+{
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  uint32_t r;
+  __asm__("ssub8 %0, %1, %2\n\tsel %0, %3, %4"
+          : "=&r"(r) : "r"(x), "r"(t), "r"(0x80808080u), "r"(0u) : "cc");
+  return r;
+#else
+  uint32_t r = 0;
+  for (int b = 0; b < 32; b += 8)
+    if ((int8_t)(x >> b) >= (int8_t)(t >> b)) r |= 0x80u << b;
+  return r;
+#endif
+}
+
+void tfkb_pack(const tfkb_pack_params *p, const int8_t *x, uint32_t *bits)
+{
+  const int32_t c = p->channels, nw = TFKB_WORDS(c);
+  if (!p->threshold8) {  /* a threshold of 128 (never +1) or channels not a multiple of 4 */
+    for (int32_t px = 0; px < p->pixels; ++px, x += c, bits += nw)
+      for (int32_t i = 0; i < nw; ++i) {
+        uint32_t word = 0;
+        const int32_t end = c - 32 * i < 32 ? c - 32 * i : 32;
+        for (int32_t j = 0; j < end; ++j)
+          word |= (uint32_t)(x[32 * i + j] >= p->threshold[32 * i + j]) << j;
+        bits[i] = word;
+      }
+    return;
+  }
+  const int32_t groups = c / 4;
+  for (int32_t px = 0; px < p->pixels; ++px, x += c, bits += nw) {
+    const int8_t *t = p->threshold8;
+    const int8_t *xs = x;
+    for (int32_t i = 0; i < nw; ++i) {
+      const int32_t g_end = groups - 8 * i < 8 ? groups - 8 * i : 8;
+      uint32_t word = 0;
+      for (int32_t g = 0; g < g_end; ++g, xs += 4, t += 4)
+        word |= ((ge_bytes(tfk_ld32(xs), tfk_ld32(t)) * 0x00204081u) >> 28) << (4 * g);
+      bits[i] = word;
+    }
+  }
+}
+
+static inline uint32_t nibble_counts(uint32_t v)
+{
+  v = v - ((v >> 1) & 0x55555555u);
+  v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+  return (v + (v >> 4)) & 0x0F0F0F0Fu;  /* 4 byte counts, each <= 8 */
+}
+
+/* sum of the 4 byte counts; `small`: each is < 64 so one multiply adds them */
+static inline int32_t hsum_bytes(uint32_t v, int small)
+{
+  if (small) return (int32_t)((v * 0x01010101u) >> 24);
+  v = (v & 0x00FF00FFu) + ((v >> 8) & 0x00FF00FFu);
+  return (int32_t)((v & 0xFFFFu) + (v >> 16));
+}
+
+/* MultiplyByQuantizedMultiplier + zero point in one SMMLAR (tfk_binary.h) */
+static inline int32_t rq5(int32_t x, const int32_t *q)
+{
+  const int32_t c = q[1] + ((x >> 31) & q[4]);
+  const int32_t xs = (int32_t)((uint32_t)x << q[3]);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  int32_t r;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(xs), "r"(q[0]), "r"(c));
+  return r >> q[2];
+#else
+  const int64_t t = (int64_t)c * 4294967296ll + (int64_t)xs * q[0] + 2147483648ll;
+  return (int32_t)(t >> 32) >> q[2];
+#endif
+}
+
+static inline int8_t bin_out(const tfkb_conv_params *p, int32_t o, int32_t acc)
+{
+  const int32_t v = p->rq ? rq5(acc, p->rq + 5 * o) : tfk_mbqm(acc, p->mult[o], p->shift[o]) + p->out_zp;
+  return tfk_clamp8(v, p->act_min, p->act_max);
+}
+
+/* mismatches of x against weight runs w0, w1 of n words (n > 30: chunks) */
+static void xor_pop2_long(const uint32_t *x, const uint32_t *w0, const uint32_t *w1, int32_t n,
+                          int32_t *m0, int32_t *m1)
+{
+  int32_t t0 = 0, t1 = 0;
+  while (n > 0) {
+    const int32_t chunk = n < 30 ? n : 30;
+    uint32_t a0 = 0, a1 = 0;
+    for (int32_t i = 0; i < chunk; ++i) {
+      const uint32_t xv = x[i];
+      a0 += nibble_counts(xv ^ w0[i]);
+      a1 += nibble_counts(xv ^ w1[i]);
+    }
+    t0 += hsum_bytes(a0, 0);
+    t1 += hsum_bytes(a1, 0);
+    x += chunk, w0 += chunk, w1 += chunk, n -= chunk;
+  }
+  *m0 = t0;
+  *m1 = t1;
+}
+
+/* All output channels of one pixel: xs = its `total` input words; n = valid
+ * taps x channels; skipped taps (nskip of them) are taken back out. */
+static inline __attribute__((always_inline)) void pixel(const tfkb_conv_params *p, const uint32_t *xs,
+                                                        int32_t total, int32_t n,
+                                                        const uint8_t *skipped, int32_t nskip,
+                                                        int8_t *out)
+{
+  const int32_t oc = p->out_c, kk = p->k * p->k;
+  const int small = total < 8;  /* byte counts <= 8 * 7 < 64 */
+  const uint32_t *w = p->weights;
+  for (int32_t o = 0; o < oc; o += 2, w += 2 * total) {
+    const uint32_t *w1 = o + 1 < oc ? w + total : w;  /* an odd last channel pairs with itself */
+    int32_t m0, m1;
+    if (total <= 30) {
+      uint32_t a0 = 0, a1 = 0;
+      for (int32_t i = 0; i < total; ++i) {
+        const uint32_t xv = xs[i];
+        a0 += nibble_counts(xv ^ w[i]);
+        a1 += nibble_counts(xv ^ w1[i]);
+      }
+      m0 = hsum_bytes(a0, small);
+      m1 = hsum_bytes(a1, small);
+    } else {
+      xor_pop2_long(xs, w, w1, total, &m0, &m1);
+    }
+    for (int32_t s = 0; s < nskip; ++s) {
+      m0 -= p->wpop[o * kk + skipped[s]];
+      if (o + 1 < oc) m1 -= p->wpop[(o + 1) * kk + skipped[s]];
+    }
+    out[o] = bin_out(p, o, n - 2 * m0 + p->bias[o]);
+    if (o + 1 < oc) out[o + 1] = bin_out(p, o + 1, n - 2 * m1 + p->bias[o + 1]);
+  }
+}
+
+void tfkb_conv(const tfkb_conv_params *p, const uint32_t *x, int8_t *out)
+{
+  const int32_t nw = TFKB_WORDS(p->in_c), k = p->k, kk = k * k, total = kk * nw, oc = p->out_c;
+  if (k == 1 && p->stride == 1 && p->in_h == p->out_h && p->in_w == p->out_w) {
+    const int32_t pixels = p->out_h * p->out_w;
+    for (int32_t px = 0; px < pixels; ++px, x += nw, out += oc)
+      pixel(p, x, nw, p->in_c, 0, 0, out);
+    return;
+  }
+  uint32_t xg[TFKB_MAX_TAP_WORDS];
+  uint8_t skipped[TFKB_MAX_K * TFKB_MAX_K];  /* taps outside the input, this pixel */
+  for (int32_t oy = 0; oy < p->out_h; ++oy) {
+    const int32_t y0 = oy * p->stride - p->pad_top;
+    for (int32_t ox = 0; ox < p->out_w; ++ox, out += oc) {
+      const int32_t x0 = ox * p->stride - p->pad_left;
+      int32_t nskip = 0;
+      uint32_t *g = xg;
+      for (int32_t ky = 0; ky < k; ++ky) {
+        const int32_t iy = y0 + ky;
+        for (int32_t kx = 0; kx < k; ++kx, g += nw) {
+          const int32_t ix = x0 + kx;
+          if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+            skipped[nskip++] = (uint8_t)(ky * k + kx);
+            for (int32_t i = 0; i < nw; ++i) g[i] = 0;
+          } else {
+            const uint32_t *src = x + (iy * p->in_w + ix) * nw;
+            for (int32_t i = 0; i < nw; ++i) g[i] = src[i];
+          }
+        }
+      }
+      pixel(p, xg, total, (kk - nskip) * p->in_c, skipped, nskip, out);
+    }
+  }
+}
+
+#endif /* TFK_USE_DSP */
