@@ -2,17 +2,17 @@
 """Binary layers vs int8 layers of the same shape, on the simulated Cortex-M7.
 
 For every binary conv of the binary detector (tinyfake.models.binary.BinaryNet
-at --size): one binary layer (int8 activation -> tfkb_pack -> tfkb_conv_m7,
-also the portable tfkb_conv) and the int8 CONV_2D of the same shape
-(input HxWxC, output channels, kernel, stride; SAME padding), written as a
-one-op int8 .tflite and compiled by tinyfake's compiler (the kernel the
-int8 network would use), run in one firmware on QEMU mps2-an500
+at --size): one binary layer (its int8 TFLite form, sign + +-1 CONV_2D,
+compiled by tinyfake onto tfkb_pack + tfkb_conv) and the int8 CONV_2D of the
+same shape (input HxWxC, output channels, kernel, stride; SAME padding),
+written as a one-op int8 .tflite and compiled by tinyfake's compiler (the
+kernel the int8 network would use), run in one firmware on QEMU mps2-an500
 (-cpu cortex-m7, -icount shift=0); the instruction-count plugin
 (tinyfake.harness.qemu.build_plugin) counts each kernel call exactly between
 marker functions, minus the markers' own cost. Every output is checked on the
 device: binary against the numpy reference, int8 against the TFLite Micro
 wheel. Also the FFT/LBP channel code on a real face. Writes
-bench/results/binary.json.
+bench/results/binary.json. (Whole networks: scripts/bench_zoo.py.)
 
     .venv/bin/python scripts/bench_binary.py [--size 64] [--out bench/results/binary.json]
 """
@@ -88,7 +88,6 @@ def main(argv=None) -> int:
 
     from tinyfake.compiler import compile_model
     from tinyfake.compiler.oracle import run_isolated
-    from tinyfake.models.binary import words
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -96,27 +95,22 @@ def main(argv=None) -> int:
     cases, compiled = [], {}
     with tempfile.TemporaryDirectory(prefix="tinyfake-bench-binary-") as tmp:
         tmp = Path(tmp)
-        models = []
+        models, xs = [], []
         for i, L in enumerate(layers):
             key = f"L{i}"
             x = rng.integers(-128, 128, (L["h"], L["w"], L["c"])).astype(np.int8)
-            rc = bd.random_conv_case(f"{key}_binary", rng, L["h"], L["w"], L["c"], L["oc"],
-                                     L["k"], L["stride"])
-            # the binary layer reads the same input as the int8 one
-            cases.append(bd.conv_case(f"{key}_binary", x, **{k: rc.arrays[k] for k in
-                                      ("threshold", "wbits", "mult", "bias")},
-                                      stride=L["stride"], pad=L["k"] // 2))
+            spec = bd.random_layer_spec(rng, L["h"], L["w"], L["c"], L["oc"], L["k"], L["stride"])
+            cases += bd.binary_layer_cases(f"{key}_binary", tmp / key, [x], spec)
             tfl = int8_conv_tflite(rng, L["h"], L["w"], L["c"], L["oc"], L["k"], L["stride"])
             path = tmp / f"{key}.tflite"
             path.write_bytes(tfl)
-            cm = compile_model(path, tmp / f"gen_{key}", name=key)
-            compiled[key] = cm
+            compiled[key] = compile_model(path, tmp / f"gen_{key}", name=key)
             models.append((tfl, [x.reshape(1, L["h"], L["w"], L["c"])]))
+            xs.append(x)
         wants = run_isolated(models)
-        for i, L in enumerate(layers):
+        for i in range(len(layers)):
             key = f"L{i}"
-            x = cases[2 * i].arrays["x"]
-            cases.insert(2 * i + 1, bd.int8_case(f"{key}_int8", compiled[key].out_dir, x, wants[i][0]))
+            cases.insert(2 * i + 1, bd.int8_case(f"{key}_int8", compiled[key].out_dir, xs[i], wants[i][0]))
         face = bd.real_faces(args.size, 1)[0]
         cases.append(bd.channels_case(f"face_ch{args.size}", face))
         elf = bd.build(cases, tmp / "fw")
@@ -127,33 +121,31 @@ def main(argv=None) -> int:
         print(res.output[-2000:], file=sys.stderr)
     count = {(r.case, r.kernel): r.instructions for r in res.runs}
 
-    rows, tot = [], dict(binary=0, binary_portable=0, int8=0, macs=0, wbin=0, wint8=0)
+    rows, tot = [], dict(binary=0, int8=0, macs=0, wbin=0, wint8=0)
     for i, L in enumerate(layers):
         key = f"L{i}"
         cm = compiled[key]
         oh, ow = L["out_hw"]
         macs = oh * ow * L["oc"] * L["k"] * L["k"] * L["c"]
-        pack, conv, m7 = (count[(f"{key}_binary", k)] for k in ("pack", "conv", "conv_m7"))
+        b = count[(f"{key}_binary", "int8")]
         i8 = count[(f"{key}_int8", "int8")]
-        wbin = L["oc"] * L["k"] * L["k"] * words(L["c"]) * 4 + 2 * L["c"] + 8 * L["oc"]
+        wbin = cases[2 * i].ints["weight_bytes"]
         row = dict(layer=L["name"], input_hwc=[L["h"], L["w"], L["c"]], output_hwc=[oh, ow, L["oc"]],
                    kernel=L["k"], stride=L["stride"], macs=macs,
-                   binary=dict(pack=pack, conv_m7=m7, conv_portable=conv, layer=pack + m7,
-                               weight_bytes=wbin),
+                   binary=dict(instructions=b, kernels="tfkb_pack + tfkb_conv", weight_bytes=wbin),
                    int8=dict(instructions=i8, kernel=cm.ops[0].kernel, weight_bytes=cm.weight_bytes),
-                   int8_over_binary=round(i8 / (pack + m7), 3),
-                   binary_fewer_instructions=pack + m7 < i8)
+                   int8_over_binary=round(i8 / b, 3), binary_fewer_instructions=b < i8)
         rows.append(row)
-        tot["binary"] += pack + m7
-        tot["binary_portable"] += pack + conv
+        tot["binary"] += b
         tot["int8"] += i8
         tot["macs"] += macs
         tot["wbin"] += wbin
         tot["wint8"] += cm.weight_bytes
     ch = count.get((f"face_ch{args.size}", "channels"))
     out = {
-        "description": ("binary conv layers (tfkb_pack + tfkb_conv_m7) vs the int8 CONV_2D of the same "
-                        "shape compiled by tinyfake (one-op .tflite, SAME padding), instructions per "
+        "description": ("binary conv layers (int8 form compiled by tinyfake onto tfkb_pack + tfkb_conv) "
+                        "vs the int8 CONV_2D of the same shape compiled by tinyfake (one-op .tflite, "
+                        "SAME padding), instructions per "
                         "layer on QEMU mps2-an500 -cpu cortex-m7 (-icount shift=0, TCG plugin between "
                         "tf_mark_begin/tf_mark_end, marker overhead subtracted); every output checked on "
                         "the device (binary: numpy reference, int8: tflite-micro wheel)"),
@@ -163,7 +155,6 @@ def main(argv=None) -> int:
         "marker_overhead_instructions": res.overhead,
         "layers": rows,
         "total": dict(macs=tot["macs"], binary_instructions=tot["binary"],
-                      binary_portable_instructions=tot["binary_portable"],
                       int8_instructions=tot["int8"],
                       int8_over_binary=round(tot["int8"] / tot["binary"], 3),
                       binary_weight_bytes=tot["wbin"], int8_weight_bytes=tot["wint8"],
@@ -174,12 +165,12 @@ def main(argv=None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"{'layer':24} {'in':>12} {'out':>12} k s {'MACs':>9} {'binary':>9} {'(m7 conv)':>9} "
+    print(f"{'layer':24} {'in':>12} {'out':>12} k s {'MACs':>9} {'binary':>9} "
           f"{'int8':>9} {'int8/bin':>8}  int8 kernel")
     for r in rows:
         print(f"{r['layer']:24} {'x'.join(map(str, r['input_hwc'])):>12} "
               f"{'x'.join(map(str, r['output_hwc'])):>12} {r['kernel']} {r['stride']} {r['macs']:>9} "
-              f"{r['binary']['layer']:>9} {r['binary']['conv_m7']:>9} {r['int8']['instructions']:>9} "
+              f"{r['binary']['instructions']:>9} {r['int8']['instructions']:>9} "
               f"{r['int8_over_binary']:>8}  {r['int8']['kernel']}")
     t = out["total"]
     print(f"total: binary {t['binary_instructions']} vs int8 {t['int8_instructions']} instructions "

@@ -75,6 +75,24 @@ def test_layer_reference_equals_tflm_and_compiled_c(tmp_path, h, w, c, oc, k, st
     assert np.array_equal(got["m7"].reshape(want.shape), want)
 
 
+def test_layer_with_a_multiplier_outside_the_fast_form(tmp_path):
+    """A channel whose multiplier needs a right shift > 22 takes the reference
+    requantization (mult/shift) path; results stay exact."""
+    rng = np.random.default_rng(7)
+    spec = random_layer_spec(rng, 6, 6, 32, 8, 3, 1)
+    spec["wscale"][0] = 1e-9 * spec["out_q"][0]
+    data, layer = binary_layer_tflite(**spec)
+    path = tmp_path / "layer.tflite"
+    path.write_bytes(data)
+    x = rng.integers(-128, 128, (2, 6, 6, 32)).astype(np.int8)
+    want = np.stack([binary_conv_ref(v, layer) for v in x])
+    assert np.array_equal(tflm_outputs(path, x), want)
+    got = compiled_outputs(path, tmp_path / "gen", x)
+    assert "_rq[" not in (tmp_path / "gen" / "model.c").read_text()
+    assert np.array_equal(got["portable"].reshape(want.shape), want)
+    assert np.array_equal(got["m7"].reshape(want.shape), want)
+
+
 def _real_faces(n=4, size=64):
     from skimage import data
     from skimage.transform import resize

@@ -195,6 +195,19 @@ def unary_case(rng, opname):
     return build([(opname, [0], [1], {})], tensors, [0], [1])
 
 
+def prelu_case(rng):
+    """PRELU with alpha per channel ([1, 1, C], as binary networks use it) or
+    one alpha; alphas of either sign, output scale around the input's."""
+    c = int(rng.integers(1, 40))
+    shape = (1, int(rng.integers(1, 9)), int(rng.integers(1, 9)), c)
+    in_s, a_s = _q(rng, 0.005, 0.2), _q(rng, 0.001, 0.02)
+    ac = c if rng.random() < 0.7 else 1
+    alpha = rng.integers(-128, 128, (1, 1, ac)).astype(np.int8)
+    tensors = [T(shape, scale=in_s, zp=_zp(rng)), T((1, 1, ac), scale=a_s, zp=_zp(rng), data=alpha),
+               T(shape, scale=float(np.float32(in_s * _q(rng, 0.3, 3))), zp=_zp(rng))]
+    return build([("PRELU", [0, 1], [2], {})], tensors, [0], [2])
+
+
 def softmax_case(rng):
     outer, depth = int(rng.integers(1, 4)), int(rng.integers(1, 41))
     beta = 1.0 if rng.random() < 0.6 else float(np.float32(rng.uniform(0.3, 3)))
@@ -274,6 +287,7 @@ def _cases():
         "requantize": lambda r: unary_case(r, "QUANTIZE"),
         "concat": concat_case,
         "softmax": softmax_case,
+        "prelu": prelu_case,
         "chain": chain_case,
     }
     out = []

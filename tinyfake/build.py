@@ -53,7 +53,7 @@ def run(args) -> int:
               f"({time.monotonic() - t:.0f} s)")
 
     if args.model is None or not run_dir.tflite.exists():
-        t = _stage("export: PyTorch -> ONNX -> int8 TFLite -> TFLite Micro C array")
+        t = _stage("export: PyTorch -> int8 TFLite (ONNX + onnx2tf; binary nets: written directly) -> TFLite Micro C array")
         export_run(run_dir)
         print(f"  {run_dir.tflite} ({run_dir.tflite.stat().st_size:,} B), {run_dir.model_data_cc} "
               f"({time.monotonic() - t:.0f} s)")

@@ -81,6 +81,26 @@ static inline int32_t tfk_rq(int32_t x, const int32_t *q) {
 #endif
 }
 
+/* The same for either shift direction, q = {m, K, sh}: sh < 0 is tfk_rq's
+ * right shift e = -sh; sh >= 1 is a left shift s = sh - 1 with K = zp:
+ * srdhm(x * 2^s, m) = (x * 2^(s+1) * m + 2^31) >> 32 needs no second
+ * rounding, so r = SMMLAR(x << sh, m, zp) (exact while |x| << sh fits 31
+ * bits; the compiler checks, tinyfake.compiler.quant.shifted_requant). */
+static inline int32_t tfk_smmlar(int32_t a, int32_t b, int32_t c) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  int32_t r;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+#else
+  return (int32_t)(((int64_t)c * 4294967296ll + (int64_t)a * b + 2147483648ll) >> 32);
+#endif
+}
+
+static inline int32_t tfk_rqs(int32_t x, const int32_t *q) {
+  if (q[2] < 0) return tfk_smmlar((int32_t)((uint32_t)x << 1), q[0], q[1] + (x >> 31)) >> -q[2];
+  return tfk_smmlar((int32_t)((uint32_t)x << q[2]), q[0], q[1]);
+}
+
 /* Saturate to int8 (SSAT on Arm). */
 static inline int32_t tfk_sat8(int32_t v) {
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT

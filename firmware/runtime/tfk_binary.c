@@ -10,7 +10,8 @@ void tfkb_pack(const tfkb_pack_params *p, const int8_t *x, uint32_t *bits)
       uint32_t word = 0;
       const int32_t end = c - 32 * i < 32 ? c - 32 * i : 32;
       for (int32_t j = 0; j < end; ++j)
-        word |= (uint32_t)(x[32 * i + j] >= p->threshold[32 * i + j]) << j;
+        word |= (uint32_t)(x[32 * i + j] >= (p->threshold8 ? p->threshold8[32 * i + j]
+                                                           : p->threshold[32 * i + j])) << j;
       bits[i] = word;
     }
   }
@@ -37,8 +38,9 @@ void tfkb_conv(const tfkb_conv_params *p, const uint32_t *x, int8_t *out)
           }
         }
         const int32_t acc = taps * p->in_c - 2 * mism + p->bias[o];
-        out[o] = tfk_clamp8(tfk_mbqm(acc, p->mult[o], p->shift[o]) + p->out_zp, p->act_min,
-                            p->act_max);
+        const int32_t v = p->rq ? tfk_rqs(acc, p->rq + 3 * o)
+                                : tfk_mbqm(acc, p->mult[o], p->shift[o]) + p->out_zp;
+        out[o] = tfk_clamp8(v, p->act_min, p->act_max);
       }
     }
   }

@@ -12,11 +12,8 @@
  *     is 0, so TFLite's padding contributes nothing either);
  *   - out = clamp(MultiplyByQuantizedMultiplier(d + bias[o], mult[o],
  *     shift[o]) + out_zp, act_min, act_max), TFLite's per-channel rounding.
- *     rq (when not NULL) holds {m, K, e, L, sign} per channel, the same
- *     arithmetic in one rounding multiply (the compiler checks its range):
- *     SMMLAR(acc << L, m, K + (sign & (acc >> 31))) >> e; a right shift
- *     (e >= 1) is tfk_rq's form (L = 1, sign = -1), a left shift s is
- *     L = s + 1, K = zp, e = 0 (exact while |acc| << L fits 31 bits).
+ *     rq (when not NULL) holds it per channel as tfk_rqs's {m, K, sh}: the
+ *     same arithmetic in one rounding multiply.
  */
 #ifndef TFK_BINARY_H
 #define TFK_BINARY_H
@@ -27,9 +24,9 @@
 
 typedef struct {
   int32_t pixels, channels;
-  const int16_t *threshold;    /* per channel, in [-128, 128] */
-  const int8_t *threshold8;    /* the same as int8 (SIMD form), or NULL when one is 128
-                                  or channels is not a multiple of 4 */
+  const int16_t *threshold;    /* per channel, in [-128, 128]; NULL when threshold8 is given */
+  const int8_t *threshold8;    /* the same as int8 (4 lanes per compare on Cortex-M7), or
+                                  NULL when one is 128 or channels is not a multiple of 4 */
 } tfkb_pack_params;
 
 /* int8 NHWC (pixels x channels) -> packed bits (pixels x TFKB_WORDS(channels)). */
@@ -40,9 +37,10 @@ typedef struct {
   int32_t out_zp, act_min, act_max;
   const uint32_t *weights;     /* [out_c][k][k][words] */
   const int32_t *bias;         /* per output channel */
-  const int32_t *mult, *shift; /* per output channel */
-  const int32_t *rq;           /* NULL, or [out_c][5] {m, K, e, L, sign} (exact fast form) */
-  const uint16_t *wpop;        /* [out_c][k*k] popcount of each tap's weight words (k > 1) */
+  const int32_t *mult, *shift; /* per output channel; NULL when rq is given */
+  const int32_t *rq;           /* NULL, or [out_c][3] {m, K, sh} (tfk_rqs) */
+  const uint8_t *wpop;         /* [out_c][k*k] popcount of each tap's weight words (k > 1) */
+  const uint16_t *wpop16;      /* the same when a tap has more than 255 weight bits set */
 } tfkb_conv_params;
 
 /* Most input words one output pixel reads (k*k*words) and largest k. */

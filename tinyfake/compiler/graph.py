@@ -351,13 +351,15 @@ class _Lowering:
         x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
         n, h, w, c = x.shape
         thresholds = self.binary_signs[op.index]
-        consts = [Const(self.cname(op, "th"), "int16_t", thresholds)]
-        if c % 4 == 0 and thresholds.max() <= 127:  # the SIMD form compares int8 lanes
-            consts.append(Const(self.cname(op, "th8"), "int8_t", thresholds))
+        if c % 4 == 0 and thresholds.max() <= 127:  # int8: 4 lanes per compare on Cortex-M7
+            th = Const(self.cname(op, "th8"), "int8_t", thresholds)
+            params = [n * h * w, c, None, th.name]
+        else:
+            th = Const(self.cname(op, "th"), "int16_t", thresholds)
+            params = [n * h * w, c, th.name, None]
         self.packed_bytes[y.index] = n * h * w * ((c + 31) // 32) * 4
-        self.steps.append(Step(op, "binary", "tfkb_pack_params",
-                               [n * h * w, c, consts[0].name, consts[1].name if len(consts) > 1 else None],
-                               "tfkb_pack({p}, {in0}, (uint32_t *){out})", [x.index], y.index, consts,
+        self.steps.append(Step(op, "binary", "tfkb_pack_params", params,
+                               "tfkb_pack({p}, {in0}, (uint32_t *){out})", [x.index], y.index, [th],
                                note=f"sign (x >= threshold) of {c} channels, packed 32 per word"))
 
     def _binary_conv(self, op: Operator):
@@ -385,20 +387,23 @@ class _Lowering:
         act_min, act_max = self.activation(op, y)
         wbits = pack_weights(w.data)                        # (O, K, K, words)
         consts = [Const(self.cname(op, "w"), "uint32_t", wbits.reshape(-1)),
-                  Const(self.cname(op, "bias"), "int32_t", bias),
-                  Const(self.cname(op, "mult"), "int32_t", np.array(mult)),
-                  Const(self.cname(op, "shift"), "int32_t", np.array(shift))]
+                  Const(self.cname(op, "bias"), "int32_t", bias)]
         rq = Q.shifted_requant(list(mult), list(shift), y.quant.zp, k * k * ic + int(np.abs(bias).max()))
-        rq_name = wpop_name = None
         if rq is not None:
             consts.append(Const(self.cname(op, "rq"), "int32_t", rq.reshape(-1)))
-            rq_name = consts[-1].name
+            requant = [None, None, consts[-1].name]
+        else:
+            consts += [Const(self.cname(op, "mult"), "int32_t", np.array(mult)),
+                       Const(self.cname(op, "shift"), "int32_t", np.array(shift))]
+            requant = [consts[-2].name, consts[-1].name, None]
+        wpop = [None, None]  # [uint8, uint16] popcount of each tap's weight words
         if k > 1:
-            wpop = popcount32(wbits).sum(-1).reshape(oc, k * k)
-            consts.append(Const(self.cname(op, "wpop"), "uint16_t", wpop))
-            wpop_name = consts[-1].name
+            counts = popcount32(wbits).sum(-1).reshape(oc, k * k)
+            wide = int(counts.max()) > 255
+            consts.append(Const(self.cname(op, "wpop"), "uint16_t" if wide else "uint8_t", counts))
+            wpop[wide] = consts[-1].name
         params = [ih, iw, ic, oh, ow, oc, k, stride, pad_top, pad_left, y.quant.zp, act_min, act_max,
-                  consts[0].name, consts[1].name, consts[2].name, consts[3].name, rq_name, wpop_name]
+                  consts[0].name, consts[1].name, *requant, *wpop]
         note = f"{k}x{k} stride {stride}, pad {pad_top}/{pad_left}; binary XNOR-popcount, 1-bit weights"
         if op.index in self.fused_pad:
             note += " (includes the preceding PAD)"

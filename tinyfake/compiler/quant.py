@@ -128,11 +128,11 @@ def fast_requant(mult: list[int], shift: list[int], out_zp: int, acc_bound: int)
 
 
 def shifted_requant(mult: list[int], shift: list[int], out_zp: int, acc_bound: int) -> np.ndarray | None:
-    """Per-channel {m, K, e, L, sign}: MultiplyByQuantizedMultiplier + zero
-    point as SMMLAR(x << L, m, K + (sign & (x >> 31))) >> e, for either shift
-    direction (tfk_binary.h), or None when a channel is outside the exact
-    range. A right shift e is tfk_rq's form; a left shift s needs no second
-    rounding: srdhm(x * 2^s, m) = floor((x * 2^(s+1) * m + 2^31) / 2^32)."""
+    """Per-channel {m, K, sh} for the runtime's tfk_rqs (MultiplyByQuantizedMultiplier
+    + zero point in one rounding multiply, either shift direction), or None
+    when a channel is outside the exact range. sh < 0: tfk_rq's right shift
+    -sh; sh >= 1: a left shift of sh - 1, where srdhm(x * 2^s, m) =
+    floor((x * 2^(s+1) * m + 2^31) / 2^32) needs no second rounding."""
     rows = []
     for m, s in zip(mult, shift):
         m, s = int(m), int(s)
@@ -142,11 +142,11 @@ def shifted_requant(mult: list[int], shift: list[int], out_zp: int, acc_bound: i
             e = -s
             if e > 22 or acc_bound >= (1 << 30) - 1:
                 return None
-            rows.append((m, (1 << (e - 1)) + int(out_zp) * (1 << e), e, 1, -1))
+            rows.append((m, (1 << (e - 1)) + int(out_zp) * (1 << e), -e))
         else:
             if acc_bound >= 1 << (30 - s):
                 return None
-            rows.append((m, int(out_zp), 0, s + 1, 0))
+            rows.append((m, int(out_zp), s + 1))
     return np.array(rows, dtype=np.int64)
 
 

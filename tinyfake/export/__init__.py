@@ -1,4 +1,5 @@
-"""PyTorch -> ONNX -> int8 TFLite (onnx2tf) -> TFLite Micro C array, and the
+"""PyTorch -> ONNX -> int8 TFLite (onnx2tf) -> TFLite Micro C array (binary
+networks: their int8 TFLite form written directly, binary_tflite), and the
 three-way evaluation (float, TFLite reference kernels, TFLite Micro).
 
 Later stages reuse the readers and oracles here: `io_quant`, `op_names`,

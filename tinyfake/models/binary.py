@@ -122,11 +122,13 @@ class BinaryNet(nn.Module):
 # --- storage ---------------------------------------------------------------
 
 def weight_bytes(model: nn.Module) -> dict:
-    """Flash bytes of the weights: `int8` = the same architecture with every
-    conv/linear weight in int8 (1 byte each) plus int32 bias and per-channel
-    int32 multiplier/shift per output channel; `binary` = binary convs stored
-    bit-packed ([O][KH][KW][words] uint32) with int16 thresholds per input
-    channel and int32 mult/bias per output channel, everything else as int8."""
+    """Flash bytes of the weights (an estimate of what tinyfake's compiler
+    emits): `int8` = the same architecture with every conv/linear weight in
+    int8 (1 byte each) plus int32 bias, multiplier and shift per output
+    channel; `binary` = binary convs bit-packed ([O][KH][KW][words] uint32)
+    with an int8 threshold per input channel, int32 bias and a 3-word
+    requantization per output channel and a popcount byte per (output
+    channel, tap), everything else as int8."""
     int8 = binary = 0
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -135,7 +137,7 @@ def weight_bytes(model: nn.Module) -> dict:
             int8 += dense
             if isinstance(m, BinaryConv2d):
                 o, c, kh, kw = m.weight.shape
-                binary += o * kh * kw * words(c) * 4 + 2 * c + 8 * o
+                binary += o * kh * kw * words(c) * 4 + c + 16 * o + (o * kh * kw if kh > 1 else 0)
             else:
                 binary += dense
         elif isinstance(m, nn.PReLU):  # int8 alpha per channel + its multiplier

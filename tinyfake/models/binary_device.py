@@ -84,8 +84,11 @@ def binary_layer_cases(name: str, out_dir: Path, xs: list[np.ndarray], spec: dic
     cm = compile_model(out_dir / "layer.tflite", out_dir / "gen", name=name)
     if "tfkb_conv" not in [o.kernel for o in cm.ops]:
         raise ValueError(f"{name}: the compiler did not run the layer on the binary kernels")
-    return [int8_case(f"{name}_{i}" if len(xs) > 1 else name, cm.out_dir, x,
-                      binary_conv_ref(np.asarray(x, np.int8), layer)) for i, x in enumerate(xs)]
+    cases = [int8_case(f"{name}_{i}" if len(xs) > 1 else name, cm.out_dir, x,
+                       binary_conv_ref(np.asarray(x, np.int8), layer)) for i, x in enumerate(xs)]
+    for c in cases:
+        c.ints["weight_bytes"] = cm.weight_bytes
+    return cases
 
 
 def random_layer_spec(rng: np.random.Generator, h: int, w: int, c: int, oc: int, k: int,
@@ -95,7 +98,8 @@ def random_layer_spec(rng: np.random.Generator, h: int, w: int, c: int, oc: int,
     whose int8 outputs use most of the range without saturating."""
     spread = np.sqrt(k * k * c)  # spread of the +-1 dot product
     th = rng.integers(-30, 30, c)
-    th[rng.permutation(c)[:2]] = [128, -128][:c]
+    if c >= 8:
+        th[rng.permutation(c)[:2]] = [128, -128]
     return dict(in_shape=(h, w, c), in_q=(0.05, int(rng.integers(-20, 20))),
                 th=th, w_sign=np.where(rng.random((oc, k, k, c)) < 0.5, 1, -1),
                 wscale=rng.uniform(0.5, 1.5, oc) * 2.0 / spread,

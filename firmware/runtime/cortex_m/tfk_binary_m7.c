@@ -10,11 +10,14 @@
  * are gathered, with zero words for taps outside the input), so every output
  * channel is a single XOR-popcount run against its contiguous weights
  * [k][k][words]. A zero word XOR w counts popcount(w) mismatches that a
- * skipped tap must not count: the compiler's table wpop[o][tap] takes them
+ * skipped tap must not count: the compiler's table wpop[o][tap] (or wpop16) takes them
  * back out on border pixels. Popcount is SWAR (2-bit, 4-bit, byte counts,
  * accumulated as bytes over up to 30 words, then one horizontal sum); two
  * output channels per pass share the input loads. Requantization is the
- * exact one-multiply form {m, K, e, L, sign} (tfk_binary.h). */
+ * exact one-multiply form tfk_rqs. A pointwise conv goes one output channel
+ * at a time over all pixels instead, so its weights and requantization
+ * constants stay in registers (one or two words per pixel, no fused
+ * activation: the common binary 1x1 layers). */
 #include "tfk.h"
 
 #if TFK_USE_DSP
@@ -79,24 +82,9 @@ static inline int32_t hsum_bytes(uint32_t v, int small)
   return (int32_t)((v & 0xFFFFu) + (v >> 16));
 }
 
-/* MultiplyByQuantizedMultiplier + zero point in one SMMLAR (tfk_binary.h) */
-static inline int32_t rq5(int32_t x, const int32_t *q)
-{
-  const int32_t c = q[1] + ((x >> 31) & q[4]);
-  const int32_t xs = (int32_t)((uint32_t)x << q[3]);
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  int32_t r;
-  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(xs), "r"(q[0]), "r"(c));
-  return r >> q[2];
-#else
-  const int64_t t = (int64_t)c * 4294967296ll + (int64_t)xs * q[0] + 2147483648ll;
-  return (int32_t)(t >> 32) >> q[2];
-#endif
-}
-
 static inline int8_t bin_out(const tfkb_conv_params *p, int32_t o, int32_t acc)
 {
-  const int32_t v = p->rq ? rq5(acc, p->rq + 5 * o) : tfk_mbqm(acc, p->mult[o], p->shift[o]) + p->out_zp;
+  const int32_t v = p->rq ? tfk_rqs(acc, p->rq + 3 * o) : tfk_mbqm(acc, p->mult[o], p->shift[o]) + p->out_zp;
   return tfk_clamp8(v, p->act_min, p->act_max);
 }
 
@@ -147,18 +135,70 @@ static inline __attribute__((always_inline)) void pixel(const tfkb_conv_params *
       xor_pop2_long(xs, w, w1, total, &m0, &m1);
     }
     for (int32_t s = 0; s < nskip; ++s) {
-      m0 -= p->wpop[o * kk + skipped[s]];
-      if (o + 1 < oc) m1 -= p->wpop[(o + 1) * kk + skipped[s]];
+      const int32_t t0 = o * kk + skipped[s], t1 = t0 + kk;
+      m0 -= p->wpop ? p->wpop[t0] : p->wpop16[t0];
+      if (o + 1 < oc) m1 -= p->wpop ? p->wpop[t1] : p->wpop16[t1];
     }
     out[o] = bin_out(p, o, n - 2 * m0 + p->bias[o]);
     if (o + 1 < oc) out[o + 1] = bin_out(p, o + 1, n - 2 * m1 + p->bias[o + 1]);
   }
 }
 
+/* popcount of one word */
+static inline int32_t popcount32(uint32_t v)
+{
+  v = nibble_counts(v);
+  v += v >> 8;
+  v += v >> 16;
+  return (int32_t)(v & 63u);
+}
+
+/* Pointwise conv with one or two words per pixel, one output channel at a
+ * time over all pixels: its weights and requantization constants stay in
+ * registers. `right`: the channel's tfk_rqs form is a right shift, else a
+ * left shift; `nw` and `right` are
+ * constants after inlining, so each loop holds only what it needs. */
+static inline __attribute__((always_inline)) void pw_channel(const uint32_t *x, int32_t pixels,
+                                                             int32_t nw, uint32_t w0, uint32_t w1,
+                                                             int32_t base, const int32_t *q,
+                                                             int right, int8_t *po, int32_t oc)
+{
+  const int32_t m = q[0], K = q[1], sh = right ? -q[2] : q[2];
+  for (int32_t px = pixels; px > 0; --px, x += nw, po += oc) {
+    int32_t pc = popcount32(x[0] ^ w0);
+    if (nw == 2) pc += popcount32(x[1] ^ w1);
+    const int32_t acc = base - 2 * pc;
+    const int32_t r = right ? tfk_smmlar((int32_t)((uint32_t)acc << 1), m, K + (acc >> 31)) >> sh
+                            : tfk_smmlar((int32_t)((uint32_t)acc << sh), m, K);
+    *po = (int8_t)tfk_sat8(r);
+  }
+}
+
+static void pointwise_by_channel(const tfkb_conv_params *p, const uint32_t *x, int8_t *out)
+{
+  const int32_t nw = TFKB_WORDS(p->in_c), oc = p->out_c, pixels = p->out_h * p->out_w;
+  for (int32_t o = 0; o < oc; ++o) {
+    const uint32_t *w = p->weights + o * nw;
+    const int32_t *q = p->rq + 3 * o;
+    const int32_t base = p->in_c + p->bias[o];
+    const uint32_t w1 = nw == 2 ? w[1] : 0;
+    if (nw == 1 && q[2] < 0) pw_channel(x, pixels, 1, w[0], 0, base, q, 1, out + o, oc);
+    else if (nw == 1) pw_channel(x, pixels, 1, w[0], 0, base, q, 0, out + o, oc);
+    else if (q[2] < 0) pw_channel(x, pixels, 2, w[0], w1, base, q, 1, out + o, oc);
+    else pw_channel(x, pixels, 2, w[0], w1, base, q, 0, out + o, oc);
+  }
+}
+
+/* (no memcpy/memset calls for the few words a tap gathers) */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
 void tfkb_conv(const tfkb_conv_params *p, const uint32_t *x, int8_t *out)
 {
   const int32_t nw = TFKB_WORDS(p->in_c), k = p->k, kk = k * k, total = kk * nw, oc = p->out_c;
   if (k == 1 && p->stride == 1 && p->in_h == p->out_h && p->in_w == p->out_w) {
+    if (p->rq && nw <= 2 && p->act_min == -128 && p->act_max == 127) {
+      pointwise_by_channel(p, x, out);
+      return;
+    }
     const int32_t pixels = p->out_h * p->out_w;
     for (int32_t px = 0; px < pixels; ++px, x += nw, out += oc)
       pixel(p, x, nw, p->in_c, 0, 0, out);
