@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fail if the static arena needs more RAM than this")
     p.add_argument("--flash-budget", type=_bytes, default=None, metavar="BYTES",
                    help="fail if the weights need more flash than this")
+    p.add_argument("--no-binary-kernels", action="store_true",
+                   help="run a binary net's sign + +-1 conv pairs as int8 convs (to compare)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{path} does not exist; export a model first with `tinyfake export`")
     out = args.out or path.parent / "gen"
     cm = compile_model(path, out, name=name, arena_budget=args.arena_budget,
-                       flash_budget=args.flash_budget)
-    kernels = sum(1 for o in cm.ops if o.kernel.startswith("tfk_"))
+                       flash_budget=args.flash_budget, binary_kernels=not args.no_binary_kernels)
+    kernels = sum(1 for o in cm.ops if o.kernel.startswith("tfk"))
     print(f"compiled {path} -> {out}/model.c, model.h, sources.txt")
     print(f"  {len(cm.ops)} operators ({kernels} kernel calls), {cm.macs:,} MACs")
     print(f"  arena {cm.arena_bytes:,} B (input {cm.input_bytes:,} B and output "
