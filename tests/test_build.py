@@ -29,3 +29,20 @@ def test_build_rejects_unknown_board(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "nope" in out.stderr
+
+
+@pytest.mark.slow
+def test_build_binary_net_runs_bit_packed_and_equals_tflite_micro(tmp_path):
+    """`tinyfake build --arch binary`: the int8 form compiled onto the binary
+    kernels, verified on the simulated board against TFLite Micro."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tinyfake", "build", "--arch", "binary", "--size", "32", "--name", "bin",
+         "--epochs", "1", "--limit", "6"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run = tmp_path / "runs" / "bin"
+    assert not (run / "model.onnx").exists()  # written directly, not through ONNX
+    model_c = (run / "gen" / "model.c").read_text()
+    assert model_c.count("tfkb_conv(") == 8 and "tfkb_pack(" in model_c
+    v = json.loads((run / "report.json").read_text())["verification"]
+    assert v["n"] == 6 and v["identical"] == 6

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tinyfake.models import CHANNELS, MODELS
 from tinyfake.runs import RUNS_ROOT, RunDir
 
 HELP = "the main job: train (or --model), export, compile, build firmware, verify in simulation"
@@ -22,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="PATH",
                    help="training data when no --model is given (default: the embedded demo set)")
     p.add_argument("--size", type=int, default=64, help="input size when training (default 64)")
+    p.add_argument("--arch", default="phinet", choices=sorted(MODELS), help="model when training (default phinet)")
+    p.add_argument("--channels", default="rgb", choices=CHANNELS,
+                   help="model input when training: rgb, or rgb+fft+lbp (the board computes FFT and LBP)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: train's default)")
     p.add_argument("--name", default="default", help="run name when training (default: default)")
     p.add_argument("--limit", type=int, default=None, help="verify at most this many test images")
@@ -46,7 +50,8 @@ def run(args) -> int:
     else:
         t = _stage(f"train: {args.data or 'embedded demo data'} -> {RUNS_ROOT / args.name}")
         extra = {"epochs": args.epochs} if args.epochs else {}
-        config = make_config(args.data, args.size, **extra)
+        config = make_config(args.data, args.size, args.arch,
+                             model_kwargs={"channels": args.channels}, **extra)
         run_dir = RunDir(RUNS_ROOT / args.name)
         m = train(config, run_dir)
         print(f"  test accuracy {m['test']['accuracy']:.3f}, AUC {m['test']['auc']:.3f} "
