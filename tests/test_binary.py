@@ -18,7 +18,7 @@ from tinyfake.export.binary_tflite import (_range_quant, binary_layer_params, bi
 from tinyfake.export.tflm import tflm_outputs
 from tinyfake.models import build_model, count_macs_params
 from tinyfake.models.binary import BinaryConv2d, weight_bytes
-from tinyfake.models.binary_device import random_layer_spec
+from tinyfake.models.binary_device import perturbed_binary_net, random_layer_spec, real_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT / "firmware/runtime/tfk_binary.c", ROOT / "firmware/runtime/cortex_m/tfk_binary_m7.c",
@@ -94,34 +94,13 @@ def test_layer_with_a_multiplier_outside_the_fast_form(tmp_path):
 
 
 def _real_faces(n=4, size=64):
-    from skimage import data
-    from skimage.transform import resize
-
-    faces = [resize(data.astronaut()[:256, 128:384], (size, size), anti_aliasing=True)]
-    for f in data.lfw_subset()[: n - 1]:
-        faces.append(np.repeat(resize(f, (size, size))[..., None], 3, -1))
-    return np.clip(np.stack(faces), 0, 1).astype(np.float32)
-
-
-def _perturbed_net(size=64, seed=0):
-    """A BinaryNet with non-trivial thresholds, BatchNorm statistics and signs."""
-    torch.manual_seed(seed)
-    net = build_model("binary", size).eval()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, BinaryConv2d):
-                m.threshold.uniform_(-0.2, 0.3)
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(-1.5, 1.5)
-    return net
+    return real_faces(size, n).astype(np.float32) / 255
 
 
 def test_layer_on_real_faces(tmp_path):
     """Real activations: faces through a BinaryNet's stem, quantized, into its
     first binary conv: reference == TFLite Micro == compiled C."""
-    net = _perturbed_net()
+    net = perturbed_binary_net(64)
     faces = torch.from_numpy(_real_faces()).permute(0, 3, 1, 2)
     with torch.no_grad():
         act = net.stem(faces).permute(0, 2, 3, 1).numpy()
@@ -144,7 +123,7 @@ def test_whole_network_int8_form(tmp_path):
     """The exported int8 form: TFLite Micro == compiled C with binary kernels
     == compiled C with int8 kernels, on real faces; its weights take about
     4x less flash than the int8 twin's (stem and head are int8 in both)."""
-    net = _perturbed_net()
+    net = perturbed_binary_net(64)
     faces = _real_faces(8)
     assert trace_matches(net, torch.from_numpy(faces).permute(0, 3, 1, 2)) == 0.0
     path, twin = tmp_path / "bin.tflite", tmp_path / "twin.tflite"

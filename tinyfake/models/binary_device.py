@@ -164,15 +164,11 @@ def face_layer_cases(out_dir: Path, n_faces: int = 4, size: int = 64, seed: int 
     return binary_layer_cases("face_b0conv3", out_dir, list(q), spec)
 
 
-def network_cases(out_dir: Path, n_faces: int = 3, size: int = 32, seed: int = 0) -> list[Case]:
-    """A whole BinaryNet (random weights; thresholds and BatchNorm statistics
-    spread so every sign and channel matters) in its int8 form, compiled with
-    the binary kernels; expected outputs from TFLite Micro on real faces."""
+def perturbed_binary_net(size: int, seed: int = 0):
+    """A BinaryNet (random weights) whose thresholds, BatchNorm statistics and
+    scale signs are spread, so every sign, channel and branch matters."""
     import torch
 
-    from tinyfake.compiler import compile_model
-    from tinyfake.export.binary_tflite import binary_tflite
-    from tinyfake.export.tflm import tflm_outputs
     from tinyfake.models import build_model
     from tinyfake.models.binary import BinaryConv2d
 
@@ -185,6 +181,18 @@ def network_cases(out_dir: Path, n_faces: int = 3, size: int = 32, seed: int = 0
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(-1.5, 1.5)
+    return net
+
+
+def network_cases(out_dir: Path, n_faces: int = 3, size: int = 32, seed: int = 0) -> list[Case]:
+    """A whole BinaryNet (perturbed_binary_net) in its int8 form, compiled with
+    the binary kernels; expected outputs from TFLite Micro on real faces."""
+    from tinyfake.compiler import compile_model
+    from tinyfake.export.binary_tflite import binary_tflite
+    from tinyfake.export.tflm import tflm_outputs
+
+    net = perturbed_binary_net(size, seed)
     faces = real_faces(size, n_faces)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "net.tflite"
