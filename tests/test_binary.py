@@ -189,3 +189,22 @@ def test_binary_net_trains_and_is_small():
 def test_sources_compile_for_cortex_m7(src, dsp, tmp_path):
     subprocess.run(["arm-none-eabi-gcc", *ARM, f"-DTFK_USE_DSP={dsp}", "-c", str(src),
                     "-o", str(tmp_path / "x.o")], check=True)
+
+
+def test_fft_lbp_binary_net_int8_form(tmp_path):
+    """A binary net behind the FFT/LBP input adapter: its int8 form takes the
+    five channels (the adapter is its first conv); TFLite Micro == compiled C."""
+    from tinyfake.data.channels import with_channels
+
+    torch.manual_seed(0)
+    model = build_model("binary", 32, channels="rgb+fft+lbp").eval()
+    rgb = real_faces(32, 4)
+    x5 = with_channels(rgb)
+    assert trace_matches(model, torch.from_numpy(x5.astype(np.float32) / 255).permute(0, 3, 1, 2)) == 0.0
+    path = tmp_path / "bin5.tflite"
+    path.write_bytes(binary_tflite(model, x5.astype(np.float32) / 255))
+    want = tflm_outputs(path, x5)
+    got = compiled_outputs(path, tmp_path / "gen", (x5.astype(np.int16) - 128).astype(np.int8))
+    assert got["kernels"].count("tfkb_conv") == 2 * len(model.backbone.blocks)
+    assert np.array_equal(got["m7"].reshape(want.shape), want)
+    assert np.array_equal(got["portable"].reshape(want.shape), want)
