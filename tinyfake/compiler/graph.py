@@ -317,7 +317,8 @@ class _Lowering:
             return False
         src = self.fused_pad.get(op.index, (op.inputs[0],))[0]
         w, y = self.t(op.inputs[1]), self.t(op.outputs[0])
-        if src != packed or not w.is_const or w.dtype != "int8" or len(w.shape) != 4:
+        if (src != packed or not w.is_const or w.dtype != "int8" or len(w.shape) != 4
+                or w.quant is None or np.any(w.quant.zero_point != 0)):
             return False
         o = op.options
         k = w.shape[1]
