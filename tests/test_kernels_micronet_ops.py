@@ -5,7 +5,9 @@ GATHER (constant positions), TRANSPOSE, TRANSPOSE -> GATHER -> TRANSPOSE
 (fused into one gather), MAXIMUM / MINIMUM (broadcast, constant operand),
 grouped CONV_2D with one input channel per group (run as depthwise), and
 grouped CONV_2D with several input channels per group (tfk_gconv.c: the
-1x1 kernel and the general one).
+1x1 kernel and the general one), and DEPTHWISE_CONV_2D / one-channel-per-
+group CONV_2D with any kernel, stride, padding and depth multiplier
+(tfk_dwk.c).
 """
 from __future__ import annotations
 
@@ -159,6 +161,54 @@ def multi_group_conv_case(rng, pointwise):
     return build([("CONV_2D", ins, [3], opts)], tensors, [0], [3])
 
 
+DWK_KERNELS = [(3, 1), (1, 3), (5, 1), (1, 5), (7, 1), (3, 3), (2, 3)]
+
+
+def dwk_case(rng, grouped):
+    """DEPTHWISE_CONV_2D, or CONV_2D with one input channel per group (the
+    MicroNet form), any of DWK_KERNELS, strides 1-2 per axis, SAME / VALID,
+    depth multiplier 1-4, sometimes after a fused PAD: tfk_dwk (tfk_dwk.c)
+    from DWK_MIN_PIXELS output pixels on, except 3x3 depth multiplier 1
+    (tfk_dw3x3)."""
+    while True:
+        # (grouped: 2+ input channels, one is a plain CONV_2D)
+        ih, iw, ic = int(rng.integers(4, 22)), int(rng.integers(4, 22)), int(rng.integers(1 + grouped, 10))
+        kh, kw = DWK_KERNELS[int(rng.integers(0, len(DWK_KERNELS)))]
+        sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        pad = int(rng.integers(0, 2))
+        pads = [int(v) for v in rng.integers(0, 3, size=4)] if rng.random() < 0.3 else [0, 0, 0, 0]
+        ph, pw = ih + pads[0] + pads[1], iw + pads[2] + pads[3]
+        oh, ow = _out_size(pad, ph, kh, sh, 1), _out_size(pad, pw, kw, sw, 1)
+        if oh >= 1 and ow >= 1:
+            break
+    dm = int(rng.integers(1, 5))
+    oc = ic * dm
+    in_s, in_zp = _q(rng, 0.005, 0.1), _zp(rng)
+    per_channel = rng.random() < 0.8
+    w_s = [_q(rng, 0.002, 0.05) for _ in range(oc if per_channel else 1)]
+    out_s = float(np.float32(125 * math.sqrt(kh * kw) * in_s * float(np.mean(w_s)) * _q(rng, 0.3, 3)))
+    wshape = (oc, kh, kw, 1) if grouped else (1, kh, kw, oc)
+    tensors = [T((1, ih, iw, ic), scale=in_s, zp=in_zp),
+               T(wshape, scale=w_s, zp=0, axis=0 if grouped else 3,
+                 data=rng.integers(-127, 128, size=wshape).astype(np.int8)),
+               T((oc,), "int32", scale=[in_s * s for s in w_s],
+                 data=rng.integers(-20000, 20000, size=oc).astype(np.int32)),
+               T((1, oh, ow, oc), scale=out_s, zp=_zp(rng))]
+    opts = {"padding": pad, "strideH": sh, "strideW": sw, "dilationHFactor": 1,
+            "dilationWFactor": 1, "fusedActivationFunction": int(rng.choice([0, 1, 3]))}
+    if grouped:
+        name = "CONV_2D"
+        ins = [0, 1, -1] if rng.random() < 0.25 else [0, 1, 2]   # without bias too
+    else:  # TFLite Micro's depthwise Prepare needs a bias
+        name, ins = "DEPTHWISE_CONV_2D", [0, 1, 2]
+        opts["depthMultiplier"] = dm
+    if pads == [0, 0, 0, 0]:
+        return build([(name, ins, [3], opts)], tensors, [0], [3])
+    tensors.append(T((1, ph, pw, ic), scale=in_s, zp=in_zp))  # 4: PAD output
+    tensors.append(T((4, 2), "int32", data=np.array([[0, 0], pads[:2], pads[2:], [0, 0]], np.int32)))
+    return build([("PAD", [0, 5], [4], {}), (name, [4] + ins[1:], [3], opts)], tensors, [0], [3])
+
+
 def _out_size(pad, n, k, s, d):
     eff = (k - 1) * d + 1
     return (n + s - 1) // s if pad == 0 else (n - eff + s) // s
@@ -174,8 +224,11 @@ def _cases():
         "grouped_conv": grouped_conv_case,
         "gconv_1x1": lambda r: multi_group_conv_case(r, True),
         "gconv_kxk": lambda r: multi_group_conv_case(r, False),
+        "dwk_depthwise": lambda r: dwk_case(r, False),
+        "dwk_grouped": lambda r: dwk_case(r, True),
     }
-    seeds = {"gconv_1x1": 2 * SEEDS_PER_OP, "gconv_kxk": 2 * SEEDS_PER_OP}
+    seeds = {"gconv_1x1": 2 * SEEDS_PER_OP, "gconv_kxk": 2 * SEEDS_PER_OP,
+             "dwk_depthwise": 4 * SEEDS_PER_OP, "dwk_grouped": 4 * SEEDS_PER_OP}
     return [(f"{name}-{seed}", gen(np.random.default_rng([zlib.crc32(name.encode()), seed])))
             for name, gen in gens.items() for seed in range(seeds.get(name, SEEDS_PER_OP))]
 
@@ -211,6 +264,34 @@ def test_grouped_convs_use_the_grouped_kernels(compiled):
     w = g.tensors[g.operators[0].inputs[1]].shape
     out = g.tensors[g.operators[0].outputs[0]].shape
     assert cm.macs == int(np.prod(out)) * w[3]
+
+
+def test_depthwise_convs_use_the_any_kernel_dw(compiled):
+    """Every DEPTHWISE_CONV_2D / one-channel-per-group CONV_2D of the dwk
+    sweeps with DWK_MIN_PIXELS output pixels or more runs tfk_dwk, except 3x3
+    with depth multiplier 1 (tfk_dw3x3); smaller ones the generic kernel."""
+    from tinyfake.compiler.graph import DWK_MIN_PIXELS
+    from tinyfake.compiler.reader import read_tflite
+    models, _, _ = compiled
+    modes = set()
+    for name, (path, cm) in models.items():
+        if not name.startswith("dwk_"):
+            continue
+        g = read_tflite(path)
+        conv = [op for op in g.operators if op.opcode != "PAD"][0]
+        w = g.tensors[conv.inputs[1]].shape
+        dm = g.tensors[conv.outputs[0]].shape[3] // g.tensors[conv.inputs[0]].shape[3]
+        kernels = [o.kernel for o in cm.ops if o.kernel.startswith("tfk")]
+        _, oh, ow, _ = g.tensors[conv.outputs[0]].shape
+        if (w[1], w[2]) == (3, 3) and dm == 1:
+            want = "tfk_dw3x3"
+        elif oh * ow >= DWK_MIN_PIXELS:
+            want = "tfk_dwk"
+            modes.add(dm)
+        else:
+            want = "tfk_depthwise_conv2d"
+        assert kernels == [want], (name, kernels)
+    assert modes == {1, 2, 3, 4}
 
 
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])

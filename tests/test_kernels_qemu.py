@@ -1,7 +1,8 @@
 """The Cortex-M7 kernels on the Cortex-M7: one-op models in engine-sized
 random shapes (the pointwise, 3x3 depthwise and row-contiguous conv kernels
 with their hand-scheduled inner loops, fully connected, element-wise, PRELU)
-plus a sample of the host op sweeps, compiled by tinyfake and run in one
+plus a sample of the host op sweeps (MicroNet's depthwise and grouped
+kernels among them), compiled by tinyfake and run in one
 firmware on QEMU mps2-an500 (-cpu cortex-m7): every output equals the
 tflite-micro wheel's bit for bit. The host tests check the same kernels
 with the DSP instructions emulated in C; this checks the real instructions
@@ -16,6 +17,7 @@ import pytest
 
 pytest.importorskip("tflite_micro")
 
+from test_kernels_micronet_ops import CASES as MICRONET_CASES  # noqa: E402
 from test_kernels_ops import CASES, _q, _zp  # noqa: E402
 
 from tinyfake.compiler import compile_model  # noqa: E402
@@ -80,6 +82,8 @@ def engine_cases() -> list[tuple[str, bytes]]:
 def device(tmp_path_factory):
     root = tmp_path_factory.mktemp("kq")
     sample = [c for c in CASES if int(c[0].rsplit("-", 1)[1]) < 3 and not c[0].startswith("chain")]
+    sample += [c for c in MICRONET_CASES if int(c[0].rsplit("-", 1)[1]) < 6
+               and c[0].startswith(("dwk", "gconv", "maximum", "gather"))]
     cases = engine_cases() + sample
     assert len({name for name, _ in cases}) == len(cases)
     rng = np.random.default_rng(0)
@@ -106,4 +110,5 @@ def test_kernels_on_the_cortex_m7_equal_tflite_micro(device):
 def test_engine_cases_reach_the_hand_written_loops(device):
     _, compiled, _ = device
     kernels = {o.kernel for _, cm, _ in compiled for o in cm.ops}
-    assert {"tfk_pw16", "tfk_conv1x1", "tfk_dw3x3", "tfk_conv_rows", "tfk_prelu"} <= kernels
+    assert {"tfk_pw16", "tfk_conv1x1", "tfk_dw3x3", "tfk_conv_rows", "tfk_prelu", "tfk_dwk",
+            "tfk_grouped_conv1x1", "tfk_grouped_conv2d"} <= kernels

@@ -410,4 +410,35 @@ void tfk_softmax(const int32_t *exp_table, int32_t outer, int32_t depth, const i
         for (int32_t i3 = 0; i3 < bc->dims[3]; ++i3) *out++ = OP(p, pa[i3 * sa], pb[i3 * sb]); \
       }
 
+/* ---- depthwise, any kernel (tfk_dwk.c) --------------------------------- */
+
+/* DEPTHWISE_CONV_2D / grouped CONV_2D with one input channel per group:
+ * any k_h x k_w, stride, padding and depth multiplier; batch 1, no
+ * dilation. Output channels go in groups of 4 lanes; mode says which input
+ * channels the lanes of a group read (1: in_off + j, 2: in_off + j / 2,
+ * 4: in_off) and lane j writes output channel out_off + j * out_stride.
+ * Weights per group and tap (taps = k_h * k_w, row-major): the words
+ * {2w[l0], 2w[l2]}, {2w[l1], 2w[l3]} (doubled int16, SXTB16 lane order);
+ * q per group TFK_DWK_Q words {in_off, out_off, lanes, 2b0, 2b1, 2b2, 2b3,
+ * m0, K0, e0, ..., m3, K3, e3} (tfk_rq2; taps outside the input are
+ * skipped, so the bias does not hold the input offset). Outputs are
+ * clamped to [act_min, act_max]. */
+#define TFK_DWK_Q 19
+typedef struct {
+  int16_t in_h, in_w, in_c, out_h, out_w, out_c;
+  int16_t k_h, k_w, stride_h, stride_w, pad_top, pad_left;
+  int16_t mode, groups, out_stride, taps;
+  int32_t in_offset, act_min, act_max;
+  const int32_t *weights;      /* [groups][taps][2] */
+  const int32_t *q;            /* [groups][TFK_DWK_Q] */
+} tfk_dwk_params;
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+void tfk_dwk(const tfk_dwk_params *p, const int8_t *in, int8_t *out);
+#ifdef __cplusplus
+}
+#endif
+
 #endif /* TFK_H */

@@ -28,6 +28,7 @@ RUNTIME_SOURCES = {
     "conv": ["firmware/runtime/tfk_conv.c", "firmware/runtime/cortex_m/tfk_conv_dsp.c"],
     "pw": ["firmware/runtime/tfk_pw.c"],
     "dw3": ["firmware/runtime/tfk_dw.c"],
+    "dwk": ["firmware/runtime/tfk_dwk.c"],
     "convrow": ["firmware/runtime/tfk_convrow.c"],
     "fc": ["firmware/runtime/tfk_fc.c", "firmware/runtime/cortex_m/tfk_fc_dsp.c"],
     "elementwise": ["firmware/runtime/tfk_elementwise.c"],
@@ -51,6 +52,10 @@ BINARY_MAX_TAP_WORDS = 576
 # pixels; smaller ones keep int8 weights (tfk_conv1x1) to save flash.
 PW16_MIN_PIXELS = 36
 PW16_MAX_C4 = 256  # TFK_PW16_MAX_C4
+# tfk_dwk (doubled int16 weights, per-group constants) for depthwise layers
+# with at least this many output pixels; smaller ones keep the generic kernel
+# (the flash it costs per channel buys little there).
+DWK_MIN_PIXELS = 64
 
 
 def _pairs(w: np.ndarray) -> np.ndarray:
@@ -580,6 +585,13 @@ class _Lowering:
                                        [x.index], y.index, pc, macs, 0, note=note + "; 3x3 depthwise kernel",
                                        overlap=("conv", ih, iw, ic, oh, ow, oc, sh, sw, pad_top, pad_left, 3)))
                 return
+        if depthwise and n == 1 and dh == dw == 1 and oh * ow >= DWK_MIN_PIXELS:
+            wr = wdata.reshape(kh * kw, oc)
+            bound = np.abs(bias_v) + np.abs(wr).sum(axis=0) * 255
+            rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
+            if rq is not None:
+                self._dwk(op, x, y, wr, bias_v, rq, params, dm, act_min, act_max, macs, note)
+                return
         if not depthwise and n == 1 and dh == dw == 1:
             wr = wdata.reshape(oc, kh, kw * ic)
             folded = bias_v + (-x.quant.zp) * wr.reshape(oc, -1).sum(axis=1)
@@ -608,6 +620,43 @@ class _Lowering:
             scratch = 2 * (kh * kw * ic + 4)  # TFK_CONV_SCRATCH, int16 elements
         self.steps.append(Step(op, "conv", "tfk_conv_params", params, call, [x.index], y.index,
                                consts, macs, scratch, note=note))
+
+    def _dwk(self, op, x, y, wr, bias_v, rq, params, dm, act_min, act_max, macs, note):
+        """Depthwise, any kernel / stride / padding / depth multiplier
+        (tfk_dwk.c): output channels in groups of 4 lanes, doubled int16
+        weight pairs per tap, per group {in_off, out_off, lanes, 2b x 4,
+        m K e x 4}. Lanes read input channels in_off + (j, j // 2, 0) for
+        mode 1 / 2 / 4 and write output out_off + j * out_stride."""
+        _, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, _, _, pad_top, pad_left = params[:15]
+        taps = kh * kw
+        groups = []  # (in_off, out_off, [output channel per lane])
+        if dm == 2:
+            mode, ostride = 2, 1
+            groups = [(2 * g, 4 * g, list(range(4 * g, min(4 * g + 4, oc)))) for g in range((oc + 3) // 4)]
+        elif dm % 4 == 0:
+            mode, ostride = 4, 1
+            groups = [(4 * g // dm, 4 * g, list(range(4 * g, 4 * g + 4))) for g in range(oc // 4)]
+        else:  # depth multiplier 1, or one pass of 4 input channels per multiplier
+            mode, ostride = 1, dm
+            groups = [(4 * c, 4 * c * dm + m, [(4 * c + j) * dm + m for j in range(min(4, ic - 4 * c))])
+                      for m in range(dm) for c in range((ic + 3) // 4)]
+        G = len(groups)
+        w4 = np.zeros((G, taps, 4), np.int64)
+        q = np.zeros((G, 19), np.int64)  # TFK_DWK_Q
+        rq = rq.reshape(oc, 3)
+        for g, (in_off, out_off, lanes) in enumerate(groups):
+            q[g, :3] = in_off, out_off, len(lanes)
+            for j, o in enumerate(lanes):
+                w4[g, :, j] = 2 * wr[:, o]
+                q[g, 3 + j] = 2 * bias_v[o]
+                q[g, 7 + 3 * j:10 + 3 * j] = rq[o]
+        pc = [Const(self.cname(op, "w"), "int32_t", _pairs(w4.reshape(-1, 4))),
+              Const(self.cname(op, "q"), "int32_t", q.reshape(-1))]
+        p = [ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, pad_top, pad_left, mode, G, ostride, taps,
+             -x.quant.zp, act_min, act_max, pc[0].name, pc[1].name]
+        self.steps.append(Step(op, "dwk", "tfk_dwk_params", p, "tfk_dwk({p}, {in0}, {out})",
+                               [x.index], y.index, pc, macs, 0,
+                               note=note + f"; depthwise kernel (mode {mode})"))
 
     def _grouped_conv(self, op, x, y, wdata, bias_v, params, consts, groups, mult, shift, macs, note):
         """Grouped CONV_2D, more than one input channel per group (tfk_gconv.c):
