@@ -13,7 +13,7 @@ import torch
 from tinyfake.compiler.api import compile_model
 from tinyfake.compiler.binary import binary_conv_ref, binary_dot, pack_activations, pack_bits
 from tinyfake.compiler.hostbuild import HostModel, build_host
-from tinyfake.export.binary_tflite import (_range_quant, binary_layer_params, binary_layer_tflite,
+from tinyfake.export.binary_tflite import (range_quant, binary_layer_params, binary_layer_tflite,
                                            binary_tflite, trace_matches)
 from tinyfake.export.tflm import tflm_outputs
 from tinyfake.models import build_model, count_macs_params
@@ -104,7 +104,7 @@ def test_layer_on_real_faces(tmp_path):
     faces = torch.from_numpy(_real_faces()).permute(0, 3, 1, 2)
     with torch.no_grad():
         act = net.stem(faces).permute(0, 2, 3, 1).numpy()
-    in_q = _range_quant(act.min(), act.max())
+    in_q = range_quant(act.min(), act.max())
     x = np.clip(np.round(act / in_q[0]) + in_q[1], -128, 127).astype(np.int8)
     b = net.blocks[0]
     params = binary_layer_params(b.conv3, b.bn3, in_q)

@@ -42,7 +42,7 @@ SAME, VALID = 0, 1
 ACT_NONE, ACT_RELU, ACT_RELU_N1_TO_1 = 0, 1, 2
 
 
-def _range_quant(lo: float, hi: float) -> tuple[float, int]:
+def range_quant(lo: float, hi: float) -> tuple[float, int]:
     """Asymmetric int8 (scale, zero point) covering [lo, hi] and 0."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if hi - lo < 1e-8:
@@ -94,7 +94,7 @@ class _Trace:
         return self.see("logit", self.net.fc(g))
 
     def quant(self, name: str) -> tuple[float, int]:
-        return _range_quant(self.lo[name], self.hi[name])
+        return range_quant(self.lo[name], self.hi[name])
 
 
 def binary_parts(model: nn.Module) -> tuple[BinaryNet, nn.Conv2d | None]:
@@ -234,7 +234,7 @@ def _binary_conv(g: _Graph, x: int, conv, bn: nn.BatchNorm2d, out_q: tuple[float
 
 def _prelu(g: _Graph, x: int, prelu: nn.PReLU, out_q: tuple[float, int]) -> int:
     alpha = prelu.weight.detach().double().numpy().reshape(-1)
-    aq = _range_quant(alpha.min(), alpha.max())
+    aq = range_quant(alpha.min(), alpha.max())
     data = np.clip(np.round(alpha / aq[0]) + aq[1], -128, 127).astype(np.int8).reshape(1, 1, -1)
     at = g.tensor(data.shape, aq[0], aq[1], data=data)
     return g.op("PRELU", [x, at], g.act(g.shape(x), out_q))

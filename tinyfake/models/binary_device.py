@@ -147,7 +147,7 @@ def face_layer_cases(out_dir: Path, n_faces: int = 4, size: int = 64, seed: int 
     parameters come from the trained-form layer (binary_layer_params)."""
     import torch
 
-    from tinyfake.export.binary_tflite import _range_quant, binary_layer_params
+    from tinyfake.export.binary_tflite import range_quant, binary_layer_params
     from tinyfake.models import build_model
 
     torch.manual_seed(seed)
@@ -157,7 +157,7 @@ def face_layer_cases(out_dir: Path, n_faces: int = 4, size: int = 64, seed: int 
         block.conv3.threshold.uniform_(0.0, 0.3)  # a trained RSign is not all zero
         faces = torch.from_numpy(real_faces(size, n_faces)).permute(0, 3, 1, 2).float() / 255
         act = net.stem(faces).permute(0, 2, 3, 1).numpy()
-    in_q = _range_quant(act.min(), act.max())
+    in_q = range_quant(act.min(), act.max())
     q = np.clip(np.round(act / in_q[0]) + in_q[1], -128, 127).astype(np.int8)
     spec = dict(in_shape=q.shape[1:], in_q=in_q, out_q=(0.05, 0),
                 **binary_layer_params(block.conv3, block.bn3, in_q))
