@@ -126,7 +126,7 @@ def grouped_conv_case(rng):
 def multi_group_conv_case(rng, pointwise):
     """CONV_2D whose filter depth is ic / groups with 2+ channels per group:
     1x1 / stride 1 / no padding (the MicroNet form: tfk_grouped_conv1x1),
-    or any kernel, stride, padding, dilation (tfk_grouped_conv2d)."""
+    or any kernel, stride, padding, dilation (tfk_conv2d with groups)."""
     groups, gi = int(rng.integers(2, 7)), int(rng.choice([2, 3, 4, 5, 6, 8, 10, 12, 16]))
     go = int(rng.integers(1, 7))
     ic, oc = groups * gi, groups * go
@@ -254,9 +254,9 @@ def test_grouped_convs_use_the_grouped_kernels(compiled):
     kernels = {name: [o.kernel for o in cm.ops] for name, (_, cm) in models.items()}
     pw = [k for name, ks in kernels.items() if name.startswith("gconv_1x1") for k in ks]
     kxk = [k for name, ks in kernels.items() if name.startswith("gconv_kxk") for k in ks]
-    assert all(k.startswith("tfk_grouped_conv") for k in pw + kxk), set(pw + kxk)
+    assert all(k in ("tfk_grouped_conv1x1", "tfk_conv2d") for k in pw + kxk), set(pw + kxk)
     assert sum(k.startswith("tfk_grouped_conv1x1") for k in pw) >= len(pw) // 2
-    assert sum(k.startswith("tfk_grouped_conv2d") for k in kxk) >= len(kxk) // 2
+    assert sum(k.startswith("tfk_conv2d") for k in kxk) >= len(kxk) // 2
     # MACs are those of the grouped convolution (in_c / groups per output)
     _, cm = models["gconv_1x1-0"]
     from tinyfake.compiler.reader import read_tflite

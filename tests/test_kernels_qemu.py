@@ -111,4 +111,4 @@ def test_engine_cases_reach_the_hand_written_loops(device):
     _, compiled, _ = device
     kernels = {o.kernel for _, cm, _ in compiled for o in cm.ops}
     assert {"tfk_pw16", "tfk_conv1x1", "tfk_dw3x3", "tfk_conv_rows", "tfk_prelu", "tfk_dwk",
-            "tfk_grouped_conv1x1", "tfk_grouped_conv2d"} <= kernels
+            "tfk_grouped_conv1x1", "tfk_conv2d"} <= kernels

@@ -115,13 +115,16 @@ static inline int32_t tfk_sat8(int32_t v) {
 /* ---- convolutions ------------------------------------------------------ */
 
 /* CONV_2D and DEPTHWISE_CONV_2D, NHWC int8, per-channel requantization.
- * Weights: conv [out_c][k_h][k_w][in_c]; depthwise [k_h][k_w][out_c] with
- * out_c = in_c * depth_mult. Taps outside the input are skipped (= padding
- * with the input zero point), which is also how a preceding PAD is fused. */
+ * Weights: conv [out_c][k_h][k_w][in_c / groups]; depthwise [k_h][k_w][out_c]
+ * with out_c = in_c * depth_mult. A grouped CONV_2D (groups > 1) has
+ * output channel o read the in_c / groups input channels of its group
+ * o / (out_c / groups), like TFLite's reference ConvPerChannel. Taps outside
+ * the input are skipped (= padding with the input zero point), which is
+ * also how a preceding PAD is fused. */
 typedef struct {
   int16_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
   int16_t k_h, k_w, stride_h, stride_w, dil_h, dil_w;
-  int16_t pad_top, pad_left, depth_mult;
+  int16_t pad_top, pad_left, depth_mult, groups;
   int32_t in_offset;           /* -input zero point */
   int32_t out_offset;          /* output zero point */
   int32_t act_min, act_max;
@@ -132,6 +135,9 @@ typedef struct {
 } tfk_conv_params;
 
 void tfk_conv2d(const tfk_conv_params *p, const int8_t *in, int8_t *out, int16_t *scratch);
+/* The reference loop order (any groups): tfk_conv2d on portable builds, and
+ * the Cortex-M7 variant's path for grouped convolutions. */
+void tfk_conv2d_ref(const tfk_conv_params *p, const int8_t *in, int8_t *out);
 void tfk_depthwise_conv2d(const tfk_conv_params *p, const int8_t *in, int8_t *out);
 /* int16 scratch the conv needs (in elements); the planner reserves it. */
 #define TFK_CONV_SCRATCH(k_h, k_w, in_c) ((int32_t)(k_h) * (k_w) * (in_c) + 4)
@@ -225,27 +231,7 @@ typedef struct {
 
 void tfk_conv_rows(const tfk_convrow_params *p, const int8_t *in, int8_t *out);
 
-/* Grouped CONV_2D (tfk_gconv.c): filter depth in_c / groups, output channel
- * o in group o / (out_c / groups) reads that group's in_c / groups input
- * channels (TFLite's reference ConvPerChannel with groups > 1).
- * tfk_grouped_conv2d: any geometry; same fields as tfk_conv_params with
- * `groups` in place of depth_mult; weights [out_c][k_h][k_w][in_c / groups]. */
-typedef struct {
-  int16_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
-  int16_t k_h, k_w, stride_h, stride_w, dil_h, dil_w;
-  int16_t pad_top, pad_left, groups;
-  int32_t in_offset;           /* -input zero point */
-  int32_t out_offset;          /* output zero point */
-  int32_t act_min, act_max;
-  const int8_t *weights;
-  const int32_t *bias;         /* may be NULL */
-  const int32_t *mult;         /* per output channel */
-  const int32_t *shift;        /* per output channel */
-} tfk_gconv_params;
-
-void tfk_grouped_conv2d(const tfk_gconv_params *p, const int8_t *in, int8_t *out);
-
-/* Grouped 1x1 CONV_2D (stride 1, no padding) over `pixels` pixels: weight
+/* Grouped 1x1 CONV_2D (tfk_gconv.c; stride 1, no padding) over `pixels` pixels: weight
  * rows zero-padded to grp_in4 (grp_in = in_c / groups rounded up to 4), input
  * offset folded into the bias, rq per output channel {m, K, e} for tfk_rq,
  * outputs clamped to [act_min, act_max]. grp_in4 <= TFK_GPW_MAX_GI4. */

@@ -1,10 +1,8 @@
-/* Grouped CONV_2D: the filter has depth in_c / groups (more than one input
- * channel per group; one channel per group runs as depthwise). Output
- * channel o reads input channels [g * grp_in, (g + 1) * grp_in) of its group
- * g = o / (out_c / groups), like TFLite's reference ConvPerChannel.
- *
- * tfk_grouped_conv2d: any kernel size, stride, dilation and padding,
- * reference loop order and requantization (portable C on every target).
+/* Grouped 1x1 CONV_2D: the filter has depth in_c / groups (more than one
+ * input channel per group; one channel per group runs as depthwise, other
+ * grouped convs on tfk_conv2d). Output channel o reads input channels
+ * [g * grp_in, (g + 1) * grp_in) of its group g = o / (out_c / groups), like
+ * TFLite's reference ConvPerChannel.
  *
  * tfk_grouped_conv1x1: 1x1, stride 1, no padding, with the input offset
  * folded into the bias and the exact fast requantization (tfk_rq). Weight
@@ -19,42 +17,6 @@
 #if TFK_USE_DSP
 #include "cortex_m/tfk_simd.h"
 #endif
-
-void tfk_grouped_conv2d(const tfk_gconv_params *p, const int8_t *in, int8_t *out) {
-  const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
-  const int k_h = p->k_h, k_w = p->k_w;
-  const int gi = in_c / p->groups, go = p->out_c / p->groups;
-  for (int b = 0; b < p->batches; ++b) {
-    const int8_t *in_b = in + (int32_t)b * in_h * in_w * in_c;
-    for (int oy = 0; oy < p->out_h; ++oy) {
-      const int iy0 = oy * p->stride_h - p->pad_top;
-      for (int ox = 0; ox < p->out_w; ++ox) {
-        const int ix0 = ox * p->stride_w - p->pad_left;
-        for (int oc = 0; oc < p->out_c; ++oc) {
-          const int8_t *w_oc = p->weights + (int32_t)oc * k_h * k_w * gi;
-          const int c0 = (oc / go) * gi;
-          int32_t acc = 0;
-          for (int ky = 0; ky < k_h; ++ky) {
-            const int iy = iy0 + ky * p->dil_h;
-            if (iy < 0 || iy >= in_h) continue;
-            for (int kx = 0; kx < k_w; ++kx) {
-              const int ix = ix0 + kx * p->dil_w;
-              if (ix < 0 || ix >= in_w) continue;
-              const int8_t *x = in_b + ((int32_t)iy * in_w + ix) * in_c + c0;
-              const int8_t *w = w_oc + ((int32_t)ky * k_w + kx) * gi;
-              for (int k = 0; k < gi; ++k) acc += (int32_t)w[k] * ((int32_t)x[k] + p->in_offset);
-            }
-          }
-          if (p->bias) acc += p->bias[oc];
-          acc = tfk_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
-          *out++ = tfk_clamp8(acc, p->act_min, p->act_max);
-        }
-      }
-    }
-  }
-}
-
-/* ---- 1x1 ------------------------------------------------------------------ */
 
 static inline __attribute__((always_inline)) int8_t gpw_out(int32_t acc, const int32_t *q, int32_t lo,
                                                              int32_t hi) {

@@ -502,7 +502,7 @@ class _Lowering:
             b = self.const(op, op.inputs[2], "bias", "int32")
             consts.append(Const(self.cname(op, "bias"), "int32_t", b.data.reshape(-1)))
             bias = consts[-1].name
-        params = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left, dm,
+        params = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left, dm, groups,
                   -x.quant.zp, y.quant.zp, act_min, act_max,
                   consts[0].name, bias, consts[1].name, consts[2].name]
         macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic // groups)
@@ -659,11 +659,11 @@ class _Lowering:
                                note=note + f"; depthwise kernel (mode {mode})"))
 
     def _grouped_conv(self, op, x, y, wdata, bias_v, params, consts, groups, mult, shift, macs, note):
-        """Grouped CONV_2D, more than one input channel per group (tfk_gconv.c):
-        1x1 / stride 1 / unpadded -> tfk_grouped_conv1x1 (folded bias, fast
-        requantization), anything else -> tfk_grouped_conv2d (reference loop)."""
+        """Grouped CONV_2D, more than one input channel per group: 1x1 / stride
+        1 / unpadded -> tfk_grouped_conv1x1 (tfk_gconv.c: folded bias, fast
+        requantization), anything else -> tfk_conv2d with `groups`."""
         n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left = params[:15]
-        act_min, act_max = params[18], params[19]
+        act_min, act_max = params[19], params[20]
         gi = ic // groups
         note += f" (grouped CONV_2D, {groups} groups of {gi} -> {oc // groups} channels)"
         gi4 = (gi + 3) // 4 * 4
@@ -685,11 +685,9 @@ class _Lowering:
                                        macs, 0, note=note + "; grouped pointwise kernel",
                                        overlap=("pw", ic, oc, n * oh * ow)))
                 return
-        params = list(params)
-        params[15] = groups   # tfk_gconv_params: `groups` where tfk_conv_params has depth_mult
-        self.steps.append(Step(op, "gconv", "tfk_gconv_params", params,
-                               "tfk_grouped_conv2d({p}, {in0}, {out})", [x.index], y.index, consts,
-                               macs, 0, note=note))
+        self.steps.append(Step(op, "conv", "tfk_conv_params", params,
+                               "tfk_conv2d({p}, {in0}, {out}, 0)", [x.index], y.index, consts, macs,
+                               note=note + "; reference loop, no staging scratch"))
 
     def op_conv_2d(self, op):
         self._conv(op, depthwise=False)

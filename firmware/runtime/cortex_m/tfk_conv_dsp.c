@@ -37,6 +37,10 @@ static inline int8_t requant(const tfk_conv_params *p, int32_t acc, int oc) {
 }
 
 void tfk_conv2d(const tfk_conv_params *p, const int8_t *in, int8_t *out, int16_t *scratch) {
+  if (p->groups > 1) {  /* grouped: the reference loop (MicroNet's rare kxk grouped convs) */
+    tfk_conv2d_ref(p, in, out);
+    return;
+  }
   const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, out_c = p->out_c;
   const int k_h = p->k_h, k_w = p->k_w;
   const int32_t K = (int32_t)k_h * k_w * in_c;
