@@ -48,10 +48,10 @@ def run(args) -> int:
     if args.model:
         run_dir = RunDir.existing(args.model)
     else:
-        t = _stage(f"train: {args.data or 'embedded demo data'} -> {RUNS_ROOT / args.name}")
         extra = {"epochs": args.epochs} if args.epochs else {}
-        config = make_config(args.data, args.size, args.arch,
+        config = make_config(args.data, args.size, args.arch,  # checks size and channels first
                              model_kwargs={"channels": args.channels}, **extra)
+        t = _stage(f"train: {args.data or 'embedded demo data'} -> {RUNS_ROOT / args.name}")
         run_dir = RunDir(RUNS_ROOT / args.name)
         m = train(config, run_dir)
         print(f"  test accuracy {m['test']['accuracy']:.3f}, AUC {m['test']['auc']:.3f} "
