@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from fixtures.oracle import MAX_OUTPUT_STEPS
 
 from tinyfake.cli import main
 
@@ -30,9 +31,11 @@ def test_eval_on_a_sample_of_the_test_split(run, capsys):
     for way in ("float", "int8_ref", "int8_tflm"):
         m = result["metrics"][way]
         assert m["n"] == 12 and 0 <= m["accuracy"] <= 1
-    # The interpreters may differ only by known rounding ties (see test_export).
+    # The interpreters may differ only by rounding ties, which ones depending on
+    # the trained weights: one step where they part, a few at the output.
     if result["tflm_vs_ref_mismatched_images"]:
-        assert result["tflm_vs_ref_first_divergence"]["op"] in ("LOGISTIC", "FULLY_CONNECTED")
+        assert result["tflm_vs_ref_first_divergence"]["max_abs_diff"] == 1
+    assert result["tflm_vs_ref_max_output_steps"] <= MAX_OUTPUT_STEPS
     assert 0 <= result["max_abs_score_diff_float_vs_int8"] < 0.2
     assert result["tflm_arena_bytes"] > 0 and result["model_bytes"] == run.tflite.stat().st_size
 

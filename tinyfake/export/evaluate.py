@@ -96,6 +96,8 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
         "metrics": {way: binary_metrics(ds.y, s) for way, s in scores.items()},
         "tflm_vs_ref_mismatched_images": int(differs.sum()),
         "tflm_vs_ref_first_divergence": divergence,
+        # int8 output steps between the two interpreters (rounding ties; see tests/fixtures/oracle.py)
+        "tflm_vs_ref_max_output_steps": int(np.abs(q_ref.astype(np.int32) - q_tflm.astype(np.int32)).max(initial=0)),
         "max_abs_score_diff_float_vs_int8": float(np.max(gap)),
         "mean_abs_score_diff_float_vs_int8": float(np.mean(gap)),
         # same real/fake call at the 0.5 threshold
