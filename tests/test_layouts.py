@@ -4,6 +4,7 @@ pasted face, are recognized, labelled, grouped and categorized, and load as
 face crops; splits keep groups whole; per-category metrics."""
 import json
 import math
+import os
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from tinyfake.metrics import per_category_metrics
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(common, "IMAGE_CACHE", tmp_path / "image-cache")
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +158,101 @@ def test_dfdc(tmp_path, face):
     (root / "dfdc_train_part_1" / "metadata.json").write_text('{"ddd.mp4": {"label": "MAYBE"}}')
     with pytest.raises(UserError, match="expected FAKE or REAL"):
         find_items(root)
+
+
+def dfdc_faces_tree(root, face, rows):
+    """The DFDC face-crop layout: faces_224/<video>.jpg + metadata.csv (rows:
+    videoname, label, original, category)."""
+    (root / "faces_224").mkdir(parents=True)
+    lines = ["videoname,original_width,original_height,label,original,category"]
+    for i, (name, label, original, cat) in enumerate(rows):
+        crop = cv2.resize(face, (224, 224), interpolation=cv2.INTER_CUBIC)
+        crop = np.clip(crop.astype(int) + 6 * i, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(root / "faces_224" / (name.rsplit(".", 1)[0] + ".jpg")), crop[..., ::-1])
+        lines.append(f"{name},150,150,{label},{original},{cat}")
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+
+
+DFDC_ROWS = [(f"r{i}.mp4", "REAL", "", "") for i in range(6)] + \
+            [(f"f{i}.mp4", "FAKE", f"r{i}.mp4", "swap" if i % 2 else "reenact") for i in range(6)]
+
+
+def test_dfdc_face_crops(tmp_path, face):
+    root = tmp_path / "dfdc_faces"
+    dfdc_faces_tree(root, face, DFDC_ROWS)
+    assert detect_layout(root) == "dfdc-faces"
+    _, items = find_items(root)
+    it = by_name(items, root)
+    assert len(items) == 12
+    assert it["faces_224/r3.jpg"].label == 0 and it["faces_224/f3.jpg"].label == 1
+    # a fake's group is the real video it was made from
+    assert it["faces_224/f3.jpg"].group == it["faces_224/r3.jpg"].group == "dfdc:r3"
+    assert it["faces_224/f3.jpg"].category == "swap"
+    ds = load_dataset(str(root), 32)
+    assert len(ds) == 12 and ds.x.shape == (12, 32, 32, 3) and ds.counts() == {"real": 6, "fake": 6}
+    for seed in range(5):
+        assert groups_kept_whole(ds, seed)
+    assert np.array_equal(load_dataset(str(root), 32).x, ds.x)  # from the cache
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("f2.mp4,150,150,FAKE", "f2.mp4,150,150,MAYBE"), r"metadata.csv:10: f2.mp4 has label 'MAYBE'"),
+    (lambda t: t.replace("videoname,original_width", "video,original_width"), r"metadata.csv:1: the header lacks column\(s\) videoname"),
+    (lambda t: t + "ghost.mp4,150,150,REAL,,\n", r"metadata.csv:14: the image of ghost.mp4 is missing"),
+    (lambda t: t + "r1.mp4,150,150,REAL,,\n", r"metadata.csv:14: r1.mp4 is listed twice"),
+])
+def test_dfdc_face_crops_bad_rows_name_file_and_line(tmp_path, face, capsys, edit, message):
+    from tinyfake.cli import main
+    root = tmp_path / "dfdc_faces"
+    dfdc_faces_tree(root, face, DFDC_ROWS)
+    meta = root / "metadata.csv"
+    meta.write_text(edit(meta.read_text()))
+    with pytest.raises(UserError, match=message):
+        load_dataset(str(root), 32)
+    assert main(["train", "--data", str(root), "--size", "32", "--epochs", "1",
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(meta) in err[0]
+
+
+def test_decoded_face_cache_follows_files_size_and_crop(tmp_path, face, monkeypatch):
+    root = tmp_path / "dfdc_faces"
+    dfdc_faces_tree(root, face, DFDC_ROWS)
+    decoded = []
+    real_decode = common._decode_image
+    monkeypatch.setattr(common, "_decode_image", lambda *a: decoded.append(a[0].name) or real_decode(*a))
+
+    def load(size=32, **kw):
+        decoded.clear()
+        return load_dataset(str(root), size, **kw)
+
+    first = load()
+    assert len(decoded) == 12
+    again = load()
+    assert decoded == [] and np.array_equal(again.x, first.x)   # warm: nothing decoded
+    load(40)
+    assert len(decoded) == 12                                    # another size
+    load(detect_faces=True)
+    assert len(decoded) == 12                                    # another crop
+    # a changed image: decoded afresh, and the new pixels are what comes back
+    img = root / "faces_224" / "f4.jpg"
+    cv2.imwrite(str(img), np.zeros((224, 224, 3), np.uint8))
+    os.utime(img, ns=(img.stat().st_atime_ns, img.stat().st_mtime_ns + 10**9))
+    changed = load()
+    assert len(decoded) == 12
+    k = list(changed.name).index("faces_224/f4.jpg")
+    assert changed.x[k].max() == 0 and first.x[k].max() > 0
+    # a removed row (and image): the cache of the old list is not used
+    meta = root / "metadata.csv"
+    meta.write_text("".join(l for l in meta.read_text().splitlines(keepends=True) if not l.startswith("r5.mp4")))
+    assert len(load()) == 11 and len(decoded) == 11
+    # an unreadable image is reported from a warm cache too
+    img.write_bytes(b"not a jpeg")
+    with pytest.raises(UserError, match="unreadable"):
+        load()
+    with pytest.raises(UserError, match="unreadable"):
+        load()
+    assert len(load(skip_corrupt=True)) == 10
 
 
 def test_cifake_keeps_its_own_split(tmp_path):

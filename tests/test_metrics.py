@@ -49,3 +49,24 @@ def test_threshold_and_bad_input():
         binary_metrics([0, 1], [0.3])
     with pytest.raises(ValueError):
         binary_metrics([0, 1], [0.3, float("nan")])
+
+
+def test_auc_interval_resamples_groups():
+    from tinyfake.metrics import auc_interval
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.tile([0, 1], n // 2)
+    s = y * 0.6 + rng.random(n)
+    groups = np.repeat(np.arange(n // 2), 2)  # a real and its fake per group
+    lo, hi = auc_interval(y, s, groups)
+    from sklearn.metrics import roc_auc_score
+    auc = roc_auc_score(y, s)
+    assert lo < auc < hi and 0.02 < hi - lo < 0.2
+    # whole groups move together: four copies of every group are no evidence
+    # of more groups, so the interval matches the one of the original set
+    lo4, hi4 = auc_interval(np.tile(y, 4), np.tile(s, 4), np.tile(groups, 4))
+    assert hi4 - lo4 == pytest.approx(hi - lo, rel=0.25)
+    # ... whereas treating each copy as its own group shrinks it about twofold
+    lo_i, hi_i = auc_interval(np.tile(y, 4), np.tile(s, 4), np.arange(4 * n))
+    assert hi_i - lo_i < 0.7 * (hi - lo)
+    assert all(np.isnan(auc_interval(np.zeros(4), np.arange(4.0), np.arange(4))))

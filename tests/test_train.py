@@ -72,3 +72,62 @@ def test_cli_trains_default_data(capsys, tmp_path):
     assert config["model"]["alpha"] == 0.5 and config["train"]["epochs"] == 1
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 1)
     assert np.isfinite(json.loads((tmp_path / "cli" / "metrics.json").read_text())["val"]["loss"])
+
+
+def test_dataloader_workers_do_not_change_the_weights(tmp_path):
+    """Each batch's augmentation has its own seed, so worker processes (here
+    two, with the strong policy) give the weights of the in-process loop."""
+    runs = {}
+    for workers in (0, 2):
+        config = make_config(None, 32, epochs=1, seed=4, augment="strong", workers=workers)
+        train(config, tmp_path / f"w{workers}", progress=False)
+        runs[workers] = torch.load(tmp_path / f"w{workers}" / "model.pt", weights_only=True)
+    assert all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_augmentation_policies_differ_and_keep_shape():
+    from tinyfake.data.augment import augment_policy, policy_name
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    out = {p: augment_policy(x, np.random.default_rng(1), p) for p in ("none", "mild", "strong")}
+    assert out["none"] is x
+    assert all(o.shape == x.shape and o.dtype == np.uint8 for o in out.values())
+    assert not np.array_equal(out["mild"], x) and not np.array_equal(out["strong"], out["mild"])
+    assert policy_name(True) == "mild" and policy_name(False) == "none"  # older runs' bools
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--augment", "wild"], "invalid choice"),
+    (["--augment", "strong", "--no-augment"], "contradicts"),
+    (["--workers", "-1"], "--workers must be an integer >= 0"),
+    (["--recipe", "no-such-recipe"], "no recipe 'no-such-recipe'"),
+])
+def test_cli_bad_training_options_are_one_line(capsys, tmp_path, argv, message):
+    try:
+        code = main(["train", "--runs-dir", str(tmp_path), *argv])
+    except SystemExit as exc:  # argparse's own choice check
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]
+
+
+def test_recipe_fills_options_the_command_line_does_not_give(tmp_path):
+    from tinyfake.train.command import add_arguments, apply_recipe, config_from_args
+    import argparse
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('size = 48\nalpha = 0.5\naugment = "strong"\nepochs = 3\n')
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--recipe", str(recipe), "--epochs", "7"])
+    apply_recipe(args)
+    config = config_from_args(args)
+    assert config["data"]["size"] == 48 and config["model"]["alpha"] == 0.5
+    assert config["train"]["augment"] == "strong" and config["train"]["epochs"] == 7  # the CLI wins
+    recipe.write_text("sizes = 48\n")
+    with pytest.raises(Exception, match="unknown option"):
+        apply_recipe(p.parse_args(["--recipe", str(recipe)]))
+    # the shipped recipe reads
+    args = p.parse_args(["--recipe", "dfdc"])
+    apply_recipe(args)
+    assert config_from_args(args)["train"]["method"] == "supervised"

@@ -66,3 +66,25 @@ def per_category_metrics(y_true, scores, category, threshold: float = 0.5) -> di
         m["pooled_reals"] = bool((cat[members] != c).any())
         out[c] = m
     return out
+
+
+def auc_interval(y_true, scores, groups, *, level: float = 0.95, n_boot: int = 1000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ROC-AUC, resampling whole groups
+    (source videos / identities) with replacement, since faces of one group
+    are not independent. A resample is the original weighted by how often
+    each group was drawn. (nan, nan) when y holds one class only."""
+    y = np.asarray(y_true).astype(int).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    _, inverse = np.unique(np.asarray(groups).astype(str).ravel(), return_inverse=True)
+    if len(np.unique(y)) < 2:
+        return math.nan, math.nan
+    n_groups = int(inverse.max()) + 1
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(n_boot):
+        w = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups))[inverse]
+        if w[y == 1].sum() and w[y == 0].sum():
+            aucs.append(roc_auc_score(y, s, sample_weight=w))
+    lo, hi = np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

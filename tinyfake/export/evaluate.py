@@ -16,7 +16,7 @@ from tinyfake.data.channels import model_images
 from tinyfake.errors import UserError
 from tinyfake.export.tflite_int8 import dequantize, io_quant, op_names, tflite_int8_outputs
 from tinyfake.export.tflm import first_divergent_op, tflm_arena_usage, tflm_outputs
-from tinyfake.metrics import binary_metrics, per_category_metrics
+from tinyfake.metrics import auc_interval, binary_metrics, per_category_metrics
 from tinyfake.runs import RunDir
 
 WAYS = {"float": "float PyTorch", "int8_ref": "int8 TFLite (reference)",
@@ -93,7 +93,8 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
         "data": what,
         "n": len(ds),
         "counts": ds.counts(),
-        "metrics": {way: binary_metrics(ds.y, s) for way, s in scores.items()},
+        "metrics": {way: {**binary_metrics(ds.y, s), "auc_ci95": auc_interval(ds.y, s, ds.group)}
+                    for way, s in scores.items()},
         "tflm_vs_ref_mismatched_images": int(differs.sum()),
         "tflm_vs_ref_first_divergence": divergence,
         # int8 output steps between the two interpreters (rounding ties; see tests/fixtures/oracle.py)

@@ -134,7 +134,7 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
     from tinyfake.export.tflite_int8 import dequantize, io_quant, quantized_inputs
     from tinyfake.export.tflm import tflm_outputs
     from tinyfake.firmware.build import run_channels
-    from tinyfake.metrics import binary_metrics
+    from tinyfake.metrics import auc_interval, binary_metrics
 
     if simulate == (port is not None):
         raise UserError("give either --port PORT (a board) or --simulate")
@@ -176,7 +176,7 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
     _, out_q = io_quant(run.tflite)
     scores = 1.0 / (1.0 + np.exp(-dequantize(result["outputs"], out_q).astype(np.float64)))
     scores = scores.reshape(len(ds), -1)[:, -1]
-    metrics = binary_metrics(ds.y, scores)
+    metrics = {**binary_metrics(ds.y, scores), "auc_ci95": auc_interval(ds.y, scores, ds.group)}
 
     first_insns = [r.instructions for r in again if r.instructions is not None]
     first_insns = ([result["instructions"][0]] if result["instructions"] else []) + first_insns

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tinyfake.data.augment import POLICIES
 from tinyfake.models import CHANNELS, MODELS, check_channels
 from tinyfake.runs import RUNS_ROOT, RunDir
 from tinyfake.errors import UserError
@@ -38,7 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=d["weight_decay"])
     p.add_argument("--patience", type=int, default=d["patience"],
                    help="stop after this many epochs without a better validation AUC")
-    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--augment", choices=POLICIES, default=None,
+                   help="training augmentation: none, mild (default: flip, shift, colour jitter) or "
+                        "strong (mild + JPEG re-encoding, blur, cut-out)")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation (= --augment none)")
+    p.add_argument("--workers", type=int, default=d["workers"],
+                   help=f"DataLoader processes that augment batches (0: in the training process; "
+                        f"default {d['workers']}); the result does not depend on it")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, init and batch order")
     p.add_argument("--name", help="run name (default <arch><size>_<data name>[_<method>])")
     g = p.add_argument_group("training method")
@@ -64,7 +71,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prune-steps", type=int, help="prune: steps, fine-tuning after each (default 3)")
     g.add_argument("--qat-epochs", type=int, help="qat: fine-tuning epochs with fake-quant (default 5)")
     g.add_argument("--qat-lr", type=float, help="qat: learning rate (default 5e-4)")
+    p.add_argument("--recipe", metavar="NAME|FILE",
+                   help=f"start from a recipe: a TOML file of these options, or a shipped one "
+                        f"({', '.join(sorted(r.stem for r in RECIPES.glob('*.toml')))}); "
+                        "options given on the command line win")
     p.add_argument("--runs-dir", default=str(RUNS_ROOT), help="where runs live (default runs/)")
+
+
+RECIPES = Path(__file__).resolve().parent / "recipes"
+
+
+def apply_recipe(args) -> None:
+    """Fill the options a recipe names, except those given on the command line
+    (an option still at its default counts as not given)."""
+    import tomllib
+
+    path = RECIPES / f"{args.recipe}.toml" if "/" not in args.recipe and not args.recipe.endswith(".toml") \
+        else Path(args.recipe)
+    if not path.is_file():
+        raise UserError(f"no recipe {args.recipe!r}: give a TOML file or one of "
+                        f"{', '.join(sorted(r.stem for r in RECIPES.glob('*.toml')))}")
+    try:
+        recipe = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"cannot read recipe {path}: {exc}") from None
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults)
+    defaults = vars(defaults.parse_args([]))
+    unknown = sorted(set(recipe) - set(defaults) - {"recipe"})
+    if unknown:
+        raise UserError(f"recipe {path}: unknown option(s) {', '.join(unknown)}; "
+                        "keys are `tinyfake train` options with - written as _")
+    for key, value in recipe.items():
+        if getattr(args, key) == defaults[key]:
+            setattr(args, key, value)
 
 
 _SIMCLR = {"simclr": "simclr", "simclr-finetune": "simclr"}
@@ -106,6 +146,12 @@ def method_tables(args) -> dict:
     return tables
 
 
+def augment_option(args) -> str:
+    if args.no_augment and args.augment not in (None, "none"):
+        raise UserError(f"--no-augment contradicts --augment {args.augment}; give one of them")
+    return "none" if args.no_augment else (args.augment or TRAIN_DEFAULTS["augment"])
+
+
 def config_from_args(args) -> dict:
     model_kwargs = {}
     if args.arch == "phinet":
@@ -124,10 +170,13 @@ def config_from_args(args) -> dict:
                        skip_corrupt=args.skip_corrupt, detect_faces=args.detect_faces,
                        model_kwargs=model_kwargs, epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, weight_decay=args.weight_decay, patience=args.patience,
-                       augment=not args.no_augment, method=args.method, **method_tables(args))
+                       augment=augment_option(args), workers=args.workers, method=args.method,
+                       **method_tables(args))
 
 
 def run(args) -> int:
+    if args.recipe:
+        apply_recipe(args)
     config = config_from_args(args)
     data_name = "default" if config["data"]["source"] == "default" else Path(config["data"]["source"]).stem
     chan = "_fftlbp" if config["model"].get("channels", "rgb") != "rgb" else ""

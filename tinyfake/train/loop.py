@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tinyfake.data.augment import augment_batch
+from tinyfake.data.augment import augment_policy, policy_name
 from tinyfake.data.tensors import to_float_nchw
 from tinyfake.models import count_macs_params
 from tinyfake.train.supervised import _evaluate, _json_safe
@@ -42,6 +42,30 @@ def batches(n: int, bs: int, rng: np.random.Generator) -> list[np.ndarray]:
     return out
 
 
+class EpochBatches(torch.utils.data.Dataset):
+    """One epoch's training batches, augmented and made float NCHW where the
+    DataLoader's worker processes run (so augmentation does not stall the
+    model). Batch i's augmentation draws from its own seed (epoch seed, i):
+    the result does not depend on the number of workers."""
+
+    def __init__(self, part, order: list[np.ndarray], policy: str, seed: int):
+        self.x, self.y, self.order, self.policy, self.seed = part.x, part.y, order, policy, seed
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int):
+        idx = self.order[i]
+        x = augment_policy(self.x[idx], np.random.default_rng((self.seed, i)), self.policy)
+        return torch.from_numpy(to_float_nchw(x)), torch.from_numpy(self.y[idx]).float()
+
+
+def epoch_loader(part, order, policy: str, seed: int, workers: int) -> torch.utils.data.DataLoader:
+    # batch_size=None: the dataset yields whole batches; fork shares the arrays copy-on-write.
+    return torch.utils.data.DataLoader(EpochBatches(part, order, policy, seed), batch_size=None,
+                                       num_workers=workers, prefetch_factor=4 if workers else None)
+
+
 def fit(model: nn.Module, splits, t: dict, batch_loss: BatchLoss, *, epochs: int, lr: float,
         rng: np.random.Generator, params=None, set_train_mode: Callable | None = None,
         progress: bool | None = None, label: str = "") -> dict:
@@ -54,6 +78,7 @@ def fit(model: nn.Module, splits, t: dict, batch_loss: BatchLoss, *, epochs: int
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, T_max=max(1, math.ceil(len(tr) / bs)) * max(1, epochs))
     loss_fn = balanced_bce(tr.y)
+    policy, workers = policy_name(t["augment"]), int(t.get("workers", 0))
     history, best, best_state, best_epoch, stale = [], -math.inf, None, 0, 0
     start = time.time()
     for epoch in range(1, epochs + 1):
@@ -61,10 +86,11 @@ def fit(model: nn.Module, splits, t: dict, batch_loss: BatchLoss, *, epochs: int
         if set_train_mode:
             set_train_mode(model)
         losses = []
-        for idx in tqdm(batches(len(tr), bs, rng), desc=f"{label}epoch {epoch}/{epochs}", leave=False,
-                        disable=None if progress is None else not progress):
-            x = augment_batch(tr.x[idx], rng) if t["augment"] else tr.x[idx]
-            loss = batch_loss(model, torch.from_numpy(to_float_nchw(x)), torch.from_numpy(tr.y[idx]).float())
+        order = batches(len(tr), bs, rng)
+        loader = epoch_loader(tr, order, policy, int(rng.integers(2**62)), workers)
+        for x, y in tqdm(loader, desc=f"{label}epoch {epoch}/{epochs}", leave=False,
+                         disable=None if progress is None else not progress):
+            loss = batch_loss(model, x, y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -105,7 +131,7 @@ def save_run(run, config: dict, model: nn.Module, splits, history: list, best_ep
     metrics = {
         "method": config["train"]["method"],
         "val": _evaluate(model, splits.val, loss_fn),
-        "test": _evaluate(model, splits.test, loss_fn) if len(splits.test) else None,
+        "test": _evaluate(model, splits.test, loss_fn, interval=True) if len(splits.test) else None,
         "best_epoch": best_epoch, "epochs_run": len(history),
         "seconds": round(time.time() - start, 1),
         "macs": macs, "params": params,

@@ -18,13 +18,16 @@ from torch import nn
 from tinyfake.data import Splits, load_dataset, split_dataset
 from tinyfake.data.tensors import to_float_nchw
 from tinyfake.errors import UserError
-from tinyfake.metrics import binary_metrics
+from tinyfake.metrics import auc_interval, binary_metrics
 from tinyfake.models import MODELS, build_model, check_channels
 from tinyfake.runs import RunDir
 
 # Sized for the embedded demo set: about a minute on two CPU cores.
+# augment: a policy of tinyfake.data.augment (older runs hold a bool);
+# workers: DataLoader processes that augment batches (0 = in the training
+# process), which does not change the result.
 TRAIN_DEFAULTS = dict(epochs=60, batch_size=16, lr=5e-3, weight_decay=1e-2, patience=20,
-                      seed=0, augment=True, method="supervised")
+                      seed=0, augment="mild", workers=0, method="supervised")
 # --method values; all but supervised live in tinyfake.train.methods and keep
 # their options in a [train.<group>] table (simclr, distill, prune, qat).
 METHODS = ("supervised", "simclr", "simclr-finetune", "distill", "prune", "qat")
@@ -46,6 +49,11 @@ def make_config(source: str | None = None, size: int = 64, arch: str = "phinet",
     if train.get("method", "supervised") != "supervised":
         from tinyfake.train.methods import method_options  # fills [train.<group>] defaults
         train = method_options(train)
+    from tinyfake.data.augment import policy_name
+    policy_name(train.get("augment", TRAIN_DEFAULTS["augment"]))  # raises on an unknown policy
+    workers = train.get("workers", TRAIN_DEFAULTS["workers"])
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise UserError(f"--workers must be an integer >= 0, got {workers}")
     if source in (None, "default"):
         source = "default"
     else:  # absolute, so later stages find it from any working directory
@@ -122,11 +130,15 @@ def _json_safe(obj):
     return obj
 
 
-def _evaluate(model, part, loss_fn) -> dict:
+def _evaluate(model, part, loss_fn, interval: bool = False) -> dict:
+    """Metrics and loss on one split; with `interval`, the AUC's 95% group-bootstrap interval."""
     scores = predict(model, part.x)
     s = torch.from_numpy(np.clip(scores, 1e-7, 1 - 1e-7))
     loss = float(nn.functional.binary_cross_entropy(s, torch.from_numpy(part.y).float()))
-    return {**binary_metrics(part.y, scores), "loss": loss}
+    out = {**binary_metrics(part.y, scores), "loss": loss}
+    if interval:
+        out["auc_ci95"] = auc_interval(part.y, scores, part.group)
+    return out
 
 
 def train(config: dict, run_dir, *, threads: int | None = None, progress: bool | None = None) -> dict:

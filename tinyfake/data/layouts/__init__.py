@@ -8,7 +8,8 @@ sampling `frames_per_video` evenly spaced frames and cropping the largest
 face (frames without one are skipped; crops are cached per video under
 ~/.cache/tinyfake/video-faces, or $TINYFAKE_CACHE).
 
-Layouts: ffpp (FaceForensics++), celebdf (Celeb-DF v2), dfdc, cifake,
+Layouts: ffpp (FaceForensics++), celebdf (Celeb-DF v2), dfdc (videos), dfdc-faces
+(one face crop per DFDC video + metadata.csv), cifake,
 trueface, dffd; see each module for the tree it expects.
 """
 from __future__ import annotations
@@ -16,15 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinyfake.data.dataset import FaceDataset
-from tinyfake.data.layouts import celebdf, cifake, dfdc, dffd, ffpp, trueface
+from tinyfake.data.layouts import celebdf, cifake, dfdc, dfdc_faces, dffd, ffpp, trueface
 from tinyfake.data.layouts.common import FRAMES_PER_VIDEO, Item, build_dataset
 from tinyfake.errors import UserError
 
 # checked in this order by `detect_layout`
-LAYOUTS = {"ffpp": ffpp, "celebdf": celebdf, "dfdc": dfdc, "cifake": cifake, "trueface": trueface,
-           "dffd": dffd}
-NAMES = {"ffpp": "FaceForensics++", "celebdf": "Celeb-DF v2", "dfdc": "DFDC", "cifake": "CIFAKE",
-         "trueface": "TrueFace", "dffd": "DFFD"}
+LAYOUTS = {"ffpp": ffpp, "celebdf": celebdf, "dfdc": dfdc, "dfdc-faces": dfdc_faces, "cifake": cifake,
+           "trueface": trueface, "dffd": dffd}
+NAMES = {"ffpp": "FaceForensics++", "celebdf": "Celeb-DF v2", "dfdc": "DFDC", "dfdc-faces": "DFDC face crops",
+         "cifake": "CIFAKE", "trueface": "TrueFace", "dffd": "DFFD"}
 
 __all__ = ["LAYOUTS", "Item", "detect_layout", "find_items", "load_layout"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from tinyfake.errors import UserError
 log = logging.getLogger(__name__)
 
 FRAMES_PER_VIDEO = 8   # evenly spaced frames sampled from each video
-CACHE = Path(os.environ.get("TINYFAKE_CACHE", Path.home() / ".cache" / "tinyfake")) / "video-faces"
+CACHE_ROOT = Path(os.environ.get("TINYFAKE_CACHE", Path.home() / ".cache" / "tinyfake"))
+CACHE = CACHE_ROOT / "video-faces"         # one npz per video
+IMAGE_CACHE = CACHE_ROOT / "image-faces"   # one npz per (image list, size, crop)
 
 
 @dataclass
@@ -68,11 +71,51 @@ def _video_faces(path: Path, size: int, frames: int) -> tuple[np.ndarray, list[i
             crops.append(crop)
             index.append(i)
     x = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, index=np.array(index, np.int64))
-    os.replace(tmp, cached)
+    _save_atomic(cached, x=x, index=np.array(index, np.int64))
     return x, index
+
+
+def _save_atomic(path: Path, **arrays) -> None:
+    """np.savez to a temporary name, then rename: a killed run leaves no half-written cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def _decode_image(path: Path, size: int, detect_faces: bool) -> np.ndarray | None:
+    img = faces.read_rgb(path)
+    if img is None:
+        return None
+    crop = faces.crop_face(img, size) if detect_faces else None
+    return crop if crop is not None else faces.resize(faces.center_square(img), size)
+
+
+def _image_faces(paths: list[Path], size: int, detect_faces: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(crops uint8 (N,size,size,3), readable (N,) bool) of image files, decoded
+    in threads (OpenCV releases the GIL) and cached: the key covers every
+    file's path, byte size and modification time, the size and the crop mode,
+    so changing, adding or removing any file, or another size or crop, decodes
+    afresh."""
+    key = hashlib.sha1(f"v1|{size}|{int(detect_faces)}".encode())
+    for p in paths:
+        st = p.stat()
+        key.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    cached = IMAGE_CACHE / f"{key.hexdigest()}.npz"
+    if cached.exists():
+        with np.load(cached) as f:
+            return f["x"], f["ok"]
+    x = np.zeros((len(paths), size, size, 3), np.uint8)
+    ok = np.zeros(len(paths), bool)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        crops = pool.map(lambda p: _decode_image(p, size, detect_faces), paths)
+        for i, crop in enumerate(tqdm(crops, total=len(paths), desc="decoding images", unit="img",
+                                      leave=False, disable=None)):
+            if crop is not None:
+                x[i], ok[i] = crop, True
+    _save_atomic(cached, x=x, ok=ok)
+    return x, ok
 
 
 def build_dataset(items: list[Item], root: Path, size: int, layout: str, *, frames_per_video=FRAMES_PER_VIDEO,
@@ -82,7 +125,11 @@ def build_dataset(items: list[Item], root: Path, size: int, layout: str, *, fram
         raise UserError(f"{root} looks like a {layout} tree but holds no usable images or videos")
     xs, ys, groups, names, cats = [], [], [], [], []
     corrupt, faceless = [], []
-    for it in tqdm(items, desc=f"{layout} faces", unit="file", leave=False, disable=None):
+    still = [i for i, it in enumerate(items) if not it.video]
+    decoded, readable = _image_faces([items[i].path for i in still], size, detect_faces)
+    image_row = {i: r for r, i in enumerate(still)}
+    for k, it in enumerate(tqdm(items, desc=f"{layout} faces", unit="file", leave=False,
+                                disable=None if len(still) < len(items) else True)):
         rel = it.path.relative_to(root).as_posix()
         if it.video:
             try:
@@ -94,13 +141,10 @@ def build_dataset(items: list[Item], root: Path, size: int, layout: str, *, fram
                 faceless.append(rel)
             crops, frame_names = list(x), [f"{rel}#{i}" for i in index]
         else:
-            img = faces.read_rgb(it.path)
-            if img is None:
+            if not readable[image_row[k]]:
                 corrupt.append(rel)
                 continue
-            crop = faces.crop_face(img, size) if detect_faces else None
-            crops = [crop if crop is not None else faces.resize(faces.center_square(img), size)]
-            frame_names = [rel]
+            crops, frame_names = [decoded[image_row[k]]], [rel]
         for crop, nm in zip(crops, frame_names):
             xs.append(crop)
             ys.append(it.label)
