@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from tinyfake.cli import main
+
 
 @pytest.mark.slow
 def test_build_runs_every_stage_and_reports(tmp_path):
@@ -46,3 +48,13 @@ def test_build_binary_net_runs_bit_packed_and_equals_tflite_micro(tmp_path):
     assert model_c.count("tfkb_conv(") == 8 and "tfkb_pack(" in model_c
     v = json.loads((run / "report.json").read_text())["verification"]
     assert v["n"] == 6 and v["identical"] == 6
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--limit", "0"], "--limit must be at least 1"),
+    (["--name", "../out"], "must be a plain folder name"),
+])
+def test_build_checks_cheap_options_before_training(capsys, argv, message):
+    assert main(["build", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -360,3 +360,12 @@ def test_eval_reports_per_category_metrics(tmp_path, face, capsys):
     result = json.loads((run.root / "eval_DFFD.json").read_text())
     pc = result["per_category"]["int8_tflm"]
     assert set(pc) == {"ffhq", "stylegan_ffhq", "faceapp"} and pc["faceapp"]["n"] == 6
+    # a DFDC face-crop tree held out from training: every image scored, per category
+    dfdc = tmp_path / "held_out_dfdc"
+    dfdc_faces_tree(dfdc, face, DFDC_ROWS)
+    assert main(["eval", str(run.root), "--data", str(dfdc)]) == 0
+    result = json.loads((run.root / "eval_held_out_dfdc.json").read_text())
+    assert result["n"] == 12 and result["counts"] == {"real": 6, "fake": 6}
+    assert set(result["per_category"]["int8_tflm"]) == {"swap", "reenact"}
+    lo, hi = result["metrics"]["int8_tflm"]["auc_ci95"]
+    assert lo <= result["metrics"]["int8_tflm"]["auc"] <= hi

@@ -131,3 +131,22 @@ def test_recipe_fills_options_the_command_line_does_not_give(tmp_path):
     args = p.parse_args(["--recipe", "dfdc"])
     apply_recipe(args)
     assert config_from_args(args)["train"]["method"] == "supervised"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 2"),
+    (["--lr", "-1"], "--lr must be a positive number"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "-1"], "--epochs must be at least 1"),
+    (["--patience", "0"], "--patience must be at least 1"),
+    (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
+    (["--alpha", "0"], "--alpha (PhiNet width) must be from 0.05 to 4"),
+    (["--size", "100000"], "--size must be an integer from 8 to 512"),
+    (["--name", "../escaped"], "must be a plain folder name"),
+    (["--name", ".hidden"], "must be a plain folder name"),
+])
+def test_cli_impossible_training_options_fail_before_any_work(capsys, tmp_path, argv, message):
+    assert main(["train", "--runs-dir", str(tmp_path / "runs"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "escaped").exists() and not any((tmp_path / "runs").glob("*"))

@@ -44,7 +44,12 @@ def run(args) -> int:
     from tinyfake.harness.verify import verify_run
     from tinyfake.train import make_config, train
 
+    from tinyfake.errors import UserError
+    from tinyfake.train.command import check_run_name
+
     board = load_board(args.board)  # fail on a bad board before an expensive training run
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
     if args.model:
         run_dir = RunDir.existing(args.model)
     else:
@@ -52,7 +57,7 @@ def run(args) -> int:
         config = make_config(args.data, args.size, args.arch,  # checks size and channels first
                              model_kwargs={"channels": args.channels}, **extra)
         t = _stage(f"train: {args.data or 'embedded demo data'} -> {RUNS_ROOT / args.name}")
-        run_dir = RunDir(RUNS_ROOT / args.name)
+        run_dir = RunDir(RUNS_ROOT / check_run_name(args.name))
         m = train(config, run_dir)
         print(f"  test accuracy {m['test']['accuracy']:.3f}, AUC {m['test']['auc']:.3f} "
               f"({time.monotonic() - t:.0f} s)")

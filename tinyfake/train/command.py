@@ -174,6 +174,14 @@ def config_from_args(args) -> dict:
                        **method_tables(args))
 
 
+def check_run_name(name: str) -> str:
+    """A run name is one folder inside the runs directory, never a path out of it."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise UserError(f"run name {name!r} must be a plain folder name (no /, no leading dot); "
+                        "use --runs-dir to put runs elsewhere")
+    return name
+
+
 def run(args) -> int:
     if args.recipe:
         apply_recipe(args)
@@ -185,7 +193,7 @@ def run(args) -> int:
         name = f"{Path(args.init).resolve().name}_{args.method}"
     elif args.method != "supervised" and not args.name:
         name += f"_{args.method}"
-    run_dir = RunDir(Path(args.runs_dir) / name)
+    run_dir = RunDir(Path(args.runs_dir) / check_run_name(name))
     m = train(config, run_dir)
     val, test = m["val"], m["test"]
     print(f"trained {run_dir.root}: best epoch {m['best_epoch']}/{m['epochs_run']}, "

@@ -35,6 +35,34 @@ METHOD_GROUPS = ("simclr", "distill", "prune", "qat")
 FRACTIONS = (0.7, 0.15, 0.15)
 
 
+MAX_INPUT_SIZE = 512  # an MCU detector's input; larger sizes only exhaust memory while decoding
+
+
+def check_train_options(t: dict, size: int, model_kwargs: dict) -> None:
+    """One UserError line for an option no training run can use (before any data is read)."""
+    from tinyfake.data.augment import policy_name
+
+    def need(ok: bool, what: str, got) -> None:
+        if not ok:
+            raise UserError(f"{what}, got {got}")
+
+    def integer(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    need(integer(size) and 8 <= size <= MAX_INPUT_SIZE, f"--size must be an integer from 8 to {MAX_INPUT_SIZE}", size)
+    need(integer(t["epochs"]) and t["epochs"] >= 1, "--epochs must be at least 1", t["epochs"])
+    need(integer(t["batch_size"]) and t["batch_size"] >= 2,
+         "--batch-size must be at least 2 (BatchNorm needs two faces per batch)", t["batch_size"])
+    need(integer(t["patience"]) and t["patience"] >= 1, "--patience must be at least 1", t["patience"])
+    need(t["lr"] > 0 and math.isfinite(t["lr"]), "--lr must be a positive number", t["lr"])
+    need(t["weight_decay"] >= 0, "--weight-decay must be >= 0", t["weight_decay"])
+    need(integer(t["workers"]) and t["workers"] >= 0, "--workers must be an integer >= 0", t["workers"])
+    policy_name(t["augment"])  # raises on an unknown policy
+    if "alpha" in model_kwargs:  # PhiNet's width: 0 leaves a net of a few hundred weights
+        a = model_kwargs["alpha"]
+        need(0.05 <= a <= 4, "--alpha (PhiNet width) must be from 0.05 to 4", a)
+
+
 def make_config(source: str | None = None, size: int = 64, arch: str = "phinet", *,
                 seed: int = 0, fractions=FRACTIONS, skip_corrupt=False, detect_faces=False,
                 model_kwargs: dict | None = None, **train) -> dict:
@@ -49,11 +77,7 @@ def make_config(source: str | None = None, size: int = 64, arch: str = "phinet",
     if train.get("method", "supervised") != "supervised":
         from tinyfake.train.methods import method_options  # fills [train.<group>] defaults
         train = method_options(train)
-    from tinyfake.data.augment import policy_name
-    policy_name(train.get("augment", TRAIN_DEFAULTS["augment"]))  # raises on an unknown policy
-    workers = train.get("workers", TRAIN_DEFAULTS["workers"])
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise UserError(f"--workers must be an integer >= 0, got {workers}")
+    check_train_options({**TRAIN_DEFAULTS, **train}, int(size), model_kwargs or {})
     if source in (None, "default"):
         source = "default"
     else:  # absolute, so later stages find it from any working directory
