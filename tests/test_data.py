@@ -123,6 +123,17 @@ def test_bad_npz_raises_one_line(tmp_path, override, needle):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("x, size, needle", [
+    (np.zeros((0, 16, 16, 3), np.uint8), 8, "holds no images"),
+    (np.zeros((6, 8, 8, 3), np.uint8), 32, "faces are 8x8, less than half of the input size 32"),
+])
+def test_npz_with_no_or_tiny_faces_is_one_line(tmp_path, x, size, needle):
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(len(x)) % 2)
+    with pytest.raises(UserError, match=needle) as err:
+        load_dataset(str(tmp_path / "d.npz"), size)
+    assert "\n" not in str(err.value)
+
+
 def test_not_an_npz(tmp_path):
     (tmp_path / "d.npz").write_bytes(b"nope")
     with pytest.raises(UserError, match="cannot read"):

@@ -28,6 +28,21 @@ def test_unknown_board_is_one_clear_line():
         load_board("nope")
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('cpu = "cortex-m7"', 'cpu = "cortex-m7'), "not a readable TOML board description"),
+    (lambda t: t.replace('cpu = "cortex-m7"\n', ""), "lacks the key 'cpu'"),
+    (lambda t: t.replace('name = "stm32h743"', 'name = "other"'), "differs from the file name 'myboard'"),
+])
+def test_a_broken_board_file_is_one_line_naming_it(tmp_path, monkeypatch, edit, message):
+    from tinyfake.firmware import boards
+    text = (boards.BOARDS_DIR / "stm32h743.toml").read_text()
+    (tmp_path / "myboard.toml").write_text(edit(text).replace('name = "stm32h743"', 'name = "myboard"'))
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
+    with pytest.raises(UserError, match=message) as err:
+        load_board("myboard")
+    assert "myboard.toml" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_parse_size():
     assert parse_size("2M") == 2 << 20 and parse_size("128K") == 131072 and parse_size(4096) == 4096
     with pytest.raises(ValueError):

@@ -99,6 +99,13 @@ def load_npz(path: Path, size: int, *, detect_faces=False) -> FaceDataset:
     if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
         raise UserError(f"{path}: `x` is {x.dtype} {x.shape}, expected uint8 (N,H,W,3); {NPZ_HINT}")
     n = len(x)
+    if n == 0:
+        raise UserError(f"{path} holds no images (`x` has 0 rows); {NPZ_HINT}")
+    if min(x.shape[1:3]) * 2 < size:
+        raise UserError(f"{path}: faces are {x.shape[1]}x{x.shape[2]}, less than half of the input size "
+                        f"{size}: upscaling them {size / min(x.shape[1:3]):.0f}x invents the detail a "
+                        f"detector looks at; train at --size {min(x.shape[1:3]) * 2} or less, "
+                        "or give larger faces")
     if y.ndim != 1 or len(y) != n or y.dtype.kind not in "iub":
         raise UserError(f"{path}: `y` is {y.dtype} {y.shape}, expected {n} integer labels; {NPZ_HINT}")
     if not np.isin(y, (0, 1)).all():

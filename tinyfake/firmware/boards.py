@@ -88,8 +88,14 @@ def load_board(name: str) -> Board:
     if not path.exists():
         raise UserError(f"unknown board {name!r}; known boards: {', '.join(list_boards())} "
                         f"(add one as boards/{name}.toml)")
-    with open(path, "rb") as f:
-        d = tomllib.load(f)
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path}: not a readable TOML board description ({exc})") from None
+    if d.get("name") != name:
+        raise UserError(f"{path}: name = {d.get('name')!r} differs from the file name {name!r}; "
+                        "make them the same (boards are found by file name)")
     try:
         regions = _regions(d["regions"], str(path))
         p = d["profile"]
@@ -103,7 +109,9 @@ def load_board(name: str) -> Board:
                       clock=d.get("clock", {}), flash=d.get("flash", {}),
                       simulator=d.get("simulator"), banks=_regions(d.get("banks", {}), str(path)),
                       qemu=d.get("qemu", {}), path=path)
-    except (KeyError, ValueError, TypeError) as exc:
+    except KeyError as exc:
+        raise UserError(f"{path}: the board description lacks the key {exc}") from None
+    except (ValueError, TypeError) as exc:
         raise UserError(f"{path}: bad board description: {exc}") from None
     used = [profile.text, profile.rodata, profile.data, profile.bss, profile.stack, *profile.arena]
     for r in used:

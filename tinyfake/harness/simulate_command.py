@@ -29,6 +29,9 @@ def run(args) -> int:
     board = load_board(args.board)
     if args.elf:
         sim_elf = board_elf = Path(args.elf)
+        if not sim_elf.is_file() or sim_elf.open("rb").read(4) != b"\x7fELF":
+            raise UserError(f"{sim_elf} is not an ELF file; give the simulator ELF that "
+                            "`tinyfake firmware` writes (runs/<name>/fw/<board>-sim.elf)")
     else:
         run_dir = RunDir.existing(args.run) if args.run else latest_run()
         board_elf, sim_elf = ensure_firmware(run_dir, board)

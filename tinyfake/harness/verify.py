@@ -100,6 +100,9 @@ def ensure_firmware(run: RunDir, board: Board, log=print) -> tuple[Path, Path]:
     from tinyfake.firmware.build import build_for_run
 
     elf, sim_elf = firmware_paths(run, board)
+    if not run.gen.is_dir() or not any(run.gen.iterdir()):
+        raise UserError(f"{run.root} has no compiled model (gen/); run `tinyfake compile {run.root}` "
+                        f"(or `tinyfake build --model {run.root}`) first")
     newest_gen = max(p.stat().st_mtime for p in run.gen.iterdir())
     if not (elf.exists() and sim_elf.exists()) or min(elf.stat().st_mtime, sim_elf.stat().st_mtime) < newest_gen:
         log(f"building firmware for {board.name} ...")

@@ -113,7 +113,11 @@ def load_trained(run) -> tuple[nn.Module, dict]:
     if not run.model_pt.exists():
         raise UserError(f"{run.root} has no model.pt; train it with `tinyfake train`")
     model = model_from_config(config)
-    state = torch.load(run.model_pt, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(run.model_pt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a zip, not a state dict: all "retrain"
+        raise UserError(f"{run.model_pt} is not a readable model ({type(exc).__name__}); "
+                        f"it may be truncated: retrain the run with `tinyfake train`") from None
     mine = model.state_dict()
     if state.keys() == mine.keys() and any(state[k].shape != mine[k].shape for k in state):
         from tinyfake.train.prune import fit_to_state_dict  # a channel-pruned run: narrower layers
