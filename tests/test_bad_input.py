@@ -39,3 +39,16 @@ def test_simulate_an_elf_that_is_a_text_file(capsys, tmp_path):
     text.write_text("not firmware\n")
     err = one_line_error(capsys, ["simulate", "--elf", str(text)])
     assert "is not an ELF file" in err
+
+
+def test_eval_after_the_training_data_moved(capsys, tmp_path):
+    import numpy as np
+    npz = tmp_path / "faces.npz"
+    np.savez(npz, x=np.zeros((8, 32, 32, 3), np.uint8), y=np.arange(8) % 2, group=np.arange(8))
+    run = RunDir(tmp_path / "runs" / "r")
+    run.root.mkdir(parents=True)
+    run.write_config(make_config(str(npz), 32))
+    npz.unlink()
+    from tinyfake.train import splits_from_config
+    with pytest.raises(Exception, match="is gone \\(moved or deleted\\)"):
+        splits_from_config(run.read_config())

@@ -96,6 +96,9 @@ def make_config(source: str | None = None, size: int = 64, arch: str = "phinet",
 def splits_from_config(config: dict) -> Splits:
     """The exact train/val/test split a run was trained with."""
     d = config["data"]
+    if d["source"] != "default" and not Path(d["source"]).exists():
+        raise UserError(f"the run's data {d['source']} is gone (moved or deleted); put it back there "
+                        "to recreate the run's split, or give other data with --data")
     ds = load_dataset(d["source"], int(d["size"]), skip_corrupt=d.get("skip_corrupt", False),
                       detect_faces=d.get("detect_faces", False))
     return split_dataset(ds, seed=int(d["seed"]), fractions=tuple(d["fractions"]))
