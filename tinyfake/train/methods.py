@@ -84,7 +84,7 @@ def train_with_method(config: dict, run, *, threads: int | None = None, progress
     torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
     torch.manual_seed(t["seed"])
     rng = np.random.default_rng(t["seed"])
-    splits = splits_from_config(config)
+    splits = splits_from_config(config, trained=method in ("prune", "qat"))  # their data: the --init run's
     _check_splits(splits)
 
     if method in ("prune", "qat"):

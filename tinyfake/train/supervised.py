@@ -93,10 +93,10 @@ def make_config(source: str | None = None, size: int = 64, arch: str = "phinet",
     }
 
 
-def splits_from_config(config: dict) -> Splits:
-    """The exact train/val/test split a run was trained with."""
+def splits_from_config(config: dict, *, trained: bool = True) -> Splits:
+    """The exact train/val/test split a run was (`trained`) or will be trained with."""
     d = config["data"]
-    if d["source"] != "default" and not Path(d["source"]).exists():
+    if trained and d["source"] != "default" and not Path(d["source"]).exists():
         raise UserError(f"the run's data {d['source']} is gone (moved or deleted); put it back there "
                         "to recreate the run's split, or give other data with --data")
     ds = load_dataset(d["source"], int(d["size"]), skip_corrupt=d.get("skip_corrupt", False),
@@ -186,7 +186,7 @@ def train(config: dict, run_dir, *, threads: int | None = None, progress: bool |
 
     from tinyfake.train.loop import fit, save_run, supervised_loss
 
-    splits = splits_from_config(config)
+    splits = splits_from_config(config, trained=False)
     _check_splits(splits)
     model = model_from_config(config)
     start = time.time()
