@@ -71,6 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prune-steps", type=int, help="prune: steps, fine-tuning after each (default 3)")
     g.add_argument("--qat-epochs", type=int, help="qat: fine-tuning epochs with fake-quant (default 5)")
     g.add_argument("--qat-lr", type=float, help="qat: learning rate (default 5e-4)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="PyTorch CPU threads (default: all cores, at most 4)")
     p.add_argument("--recipe", metavar="NAME|FILE",
                    help=f"start from a recipe: a TOML file of these options, or a shipped one "
                         f"({', '.join(sorted(r.stem for r in RECIPES.glob('*.toml')))}); "
@@ -194,7 +196,9 @@ def run(args) -> int:
     elif args.method != "supervised" and not args.name:
         name += f"_{args.method}"
     run_dir = RunDir(Path(args.runs_dir) / check_run_name(name))
-    m = train(config, run_dir)
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    m = train(config, run_dir, threads=args.threads)
     val, test = m["val"], m["test"]
     print(f"trained {run_dir.root}: best epoch {m['best_epoch']}/{m['epochs_run']}, "
           f"{m['params']} params, {m['macs']} MACs, {m['seconds']:.0f} s")
