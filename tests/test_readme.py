@@ -25,3 +25,14 @@ def test_zoo_table_in_readme_is_generated_from_zoo_json():
     table = bench.table_markdown(doc)
     assert bench.readme_with_table(readme, table, bench.TABLE_BEGIN, bench.TABLE_END) == readme, \
         "README's model-zoo table is stale: run scripts/bench_zoo.py --readme"
+
+
+def test_dfdc_table_in_readme_is_generated_from_dfdc_json():
+    spec = importlib.util.spec_from_file_location("bench_dfdc_for_readme", REPO / "scripts" / "bench_dfdc.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    doc = json.loads((REPO / "bench" / "results" / "dfdc.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    table = bench.table_markdown(doc)
+    assert bench.readme_with_table(readme, table, bench.TABLE_BEGIN, bench.TABLE_END) == readme, \
+        "README's DFDC table is stale: run scripts/bench_dfdc.py --readme"
