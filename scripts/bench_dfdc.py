@@ -167,7 +167,7 @@ def table_markdown(doc: dict) -> str:
     lines += [command(name) for name in doc["runs"] if name in EXPERIMENTS]
     lines += ["```"]
     if doc.get("missing"):
-        lines += ["", "Not trained yet: " + ", ".join(doc["missing"]) + "."]
+        lines += ["", "Defined in `EXPERIMENTS` but not run yet: " + ", ".join(doc["missing"]) + "."]
     return "\n".join(lines) + "\n"
 
 
