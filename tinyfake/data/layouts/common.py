@@ -98,6 +98,8 @@ def _image_faces(paths: list[Path], size: int, detect_faces: bool) -> tuple[np.n
     file's path, byte size and modification time, the size and the crop mode,
     so changing, adding or removing any file, or another size or crop, decodes
     afresh."""
+    if not paths:  # a tree of videos only
+        return np.zeros((0, size, size, 3), np.uint8), np.zeros(0, bool)
     key = hashlib.sha1(f"v1|{size}|{int(detect_faces)}".encode())
     for p in paths:
         st = p.stat()
