@@ -114,7 +114,7 @@ def score_run(name: str, work: Path) -> dict:
         add_robustness(result, run, [50], None)
         ev = json.loads(ev_path.read_text())
     config = run.read_config()
-    row = {"run": f"runs/{name}", "what": EXPERIMENTS.get(name, ("", ""))[0], "command": command(name),
+    row = {"run": f"runs/{name}", "what": EXPERIMENTS[name][0], "command": command(name),
            "arch": config["model"]["arch"], "alpha": config["model"].get("alpha"),
            "size": int(config["data"]["size"]), "channels": config["model"].get("channels", "rgb"),
            "params": metrics["params"], "macs": metrics["macs"], "epochs_run": metrics["epochs_run"],
@@ -164,7 +164,7 @@ def table_markdown(doc: dict) -> str:
                     f"{r['test_int8_jpeg50_auc']:.3f} ({r['test_int8_jpeg50_auc'] - r['test_int8']['auc']:+.3f}) | "
                     f"{r['test_int8_flip_tta']['auc']:.3f} |")
     lines = ["\n".join(rows), "", "```sh"]
-    lines += [command(name) for name in doc["runs"] if name in EXPERIMENTS]
+    lines += [command(name) for name in doc["runs"]]
     lines += ["```"]
     if doc.get("missing"):
         lines += ["", "Defined in `EXPERIMENTS` but not run yet: " + ", ".join(doc["missing"]) + "."]

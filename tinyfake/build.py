@@ -38,13 +38,12 @@ def _stage(title: str):
 
 def run(args) -> int:
     from tinyfake.compiler.api import compile_model
+    from tinyfake.errors import UserError
     from tinyfake.export.pipeline import export_run
     from tinyfake.firmware import build_for_run
     from tinyfake.firmware.boards import load_board
     from tinyfake.harness.verify import verify_run
     from tinyfake.train import make_config, train
-
-    from tinyfake.errors import UserError
     from tinyfake.train.command import check_run_name
 
     board = load_board(args.board)  # fail on a bad board before an expensive training run

@@ -41,7 +41,7 @@ POLICIES = ("none", "mild", "strong")
 
 def policy_name(augment) -> str:
     """A run config's `augment` value (a policy name, or a bool in older runs)."""
-    name = {True: "mild", False: "none"}.get(augment, augment) if isinstance(augment, bool) else augment
+    name = ("mild" if augment else "none") if isinstance(augment, bool) else augment
     if name not in POLICIES:
         raise UserError(f"unknown augmentation policy {augment!r}; choose one of: {', '.join(POLICIES)}")
     return name

@@ -75,12 +75,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="PyTorch CPU threads (default: all cores, at most 4)")
     p.add_argument("--recipe", metavar="NAME|FILE",
                    help=f"start from a recipe: a TOML file of these options, or a shipped one "
-                        f"({', '.join(sorted(r.stem for r in RECIPES.glob('*.toml')))}); "
+                        f"({', '.join(recipe_names())}); "
                         "options given on the command line win")
     p.add_argument("--runs-dir", default=str(RUNS_ROOT), help="where runs live (default runs/)")
 
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
+
+
+def recipe_names() -> list[str]:
+    return sorted(r.stem for r in RECIPES.glob("*.toml"))
 
 
 def apply_recipe(args) -> None:
@@ -91,8 +95,7 @@ def apply_recipe(args) -> None:
     path = RECIPES / f"{args.recipe}.toml" if "/" not in args.recipe and not args.recipe.endswith(".toml") \
         else Path(args.recipe)
     if not path.is_file():
-        raise UserError(f"no recipe {args.recipe!r}: give a TOML file or one of "
-                        f"{', '.join(sorted(r.stem for r in RECIPES.glob('*.toml')))}")
+        raise UserError(f"no recipe {args.recipe!r}: give a TOML file or one of {', '.join(recipe_names())}")
     try:
         recipe = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
