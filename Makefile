@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BOARD ?= stm32h743
 PYTEST_ARGS ?=
 
-.PHONY: setup build test test-fast clean
+.PHONY: setup build test test-fast fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +18,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The protocol fuzz target for 10 minutes; records bench/results/fuzz.json.
+fuzz: setup
+	$(PY) scripts/fuzz_protocol.py --seconds 600 --write
 
 clean:
 	rm -rf runs build .pytest_cache

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+# clang-14 + libclang-rt-14-dev: libFuzzer, ASan and UBSan for the protocol fuzz target.
+APT_PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-14 libclang-rt-14-dev"
 PYTHON=${PYTHON:-python3.11}
 VENV=.venv
 STAMP=$VENV/.tinyfake-installed

@@ -4,6 +4,7 @@ transfer or blacks out the link. Every case must end in the correct output
 or one clear error, never a wrong number."""
 import os
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ from fixtures.firmware_helpers import build_fixture
 from fixtures.tiny_model import reference
 
 from tinyfake.errors import UserError
-from tinyfake.harness.protocol import Device
+from tinyfake.harness.protocol import BoardReset, Device, DeviceError, frame, unframe
 from tinyfake.harness.qemu import QemuSim
+from tinyfake.report.elf import Elf
 
 pytestmark = pytest.mark.slow
 N_IMAGES = 6
@@ -97,3 +99,93 @@ def test_missing_port_is_one_clear_error():
     with pytest.raises(UserError, match="cannot open serial port /dev/ttyNOPE"):
         Device("/dev/ttyNOPE")
     assert not os.path.exists("/dev/ttyNOPE")
+
+
+# ---- defences on the real firmware in QEMU, one fault each ------------------
+
+@pytest.fixture(scope="module")
+def hooks_build(tmp_path_factory):
+    return build_fixture(tmp_path_factory.mktemp("fw-hooks"), test_hooks=True)
+
+
+def test_watchdog_resets_a_hung_board(hooks_build):
+    with QemuSim(hooks_build.sim_elf, hooks_build.board) as sim:
+        with Device(sim.url, timeout=0.5, run_timeout=5, expected_hash=hooks_build.model.hash) as dev:
+            assert dev.hello().reset_reason == "power"
+            with pytest.raises(BoardReset, match="reset=watchdog"):
+                dev.request("HANG")          # acknowledged, then the firmware never answers
+            assert dev.reconnect().reset_reason == "watchdog"
+            x = _inputs(1)[0]
+            assert dev.infer(x).output.tolist() == reference(x).tolist()
+
+
+def test_damaged_flash_is_refused(build, tmp_path):
+    rodata = next(s for s in Elf(build.sim_elf).sections if s.name == ".rodata")
+    image = bytearray(build.sim_elf.read_bytes())
+    image[rodata.offset + rodata.size // 2] ^= 0x10        # one bit of the constants
+    damaged = tmp_path / "damaged.elf"
+    damaged.write_bytes(image)
+    with QemuSim(damaged, build.board) as sim:
+        with Device(sim.url, timeout=0.5) as dev:
+            with pytest.raises(UserError, match="flash check failed") as exc:
+                dev.hello()
+            assert "\n" not in str(exc.value)
+            # The device itself refuses to infer, whatever the host does.
+            with pytest.raises(UserError, match="flash check failed"):
+                dev.request(f"RUN {zlib.crc32(bytes(768)):08x}")
+
+
+def _forger(dev, kinds):
+    """Replies a forger (or a confused second host) sends for each RUN: with
+    the right seq but another session, with the right seq and session but
+    another input, a replay of an older seq, and a NACK for another seq."""
+    def forge(line: bytes) -> bytes | None:
+        text = unframe(line + b"\n")
+        if not text or " RUN " not in text:
+            return None
+        seq, sid, _, crc = text.split(" ")
+        wrong = "out=7f7f cycles=0"
+        other_crc = f"{(int(crc, 16) + 1) & 0xFFFFFFFF:08x}"
+        fakes = {"other_session": f"{seq} 0badf00d OK {wrong} in_crc={crc} hash={dev.info.hash}",
+                 "other_input": f"{seq} {sid} OK {wrong} in_crc={other_crc} hash={dev.info.hash}",
+                 "other_model": f"{seq} {sid} OK {wrong} in_crc={crc} hash=0000000000000000",
+                 "replay": f"{int(seq) - 1} {sid} OK {wrong} in_crc={crc} hash={dev.info.hash}",
+                 "stray_nack": f"{int(seq) + 7} - ERR badcrc"}
+        return b"".join(frame(fakes[k]) for k in kinds)
+    return forge
+
+
+FORGERIES = ["other_session", "other_input", "other_model", "replay", "stray_nack"]
+
+
+@pytest.mark.parametrize("kind", FORGERIES)
+def test_crc_valid_forged_replies_are_not_believed(build, kind):
+    def arm(sim, proxy, dev):
+        proxy.forge_replies(_forger(dev, [kind]))
+    stats, _ = _run_through(build, {}, n=3, before=arm)
+    assert stats.stray >= 3 and stats.resent == 0   # skipped, and no resend for a stray NACK
+
+
+def test_reset_into_other_firmware_is_caught(build, tmp_path):
+    other = build_fixture(tmp_path, model_hash="0123456789abcdef")
+    with QemuSim(build.sim_elf, build.board) as sim, QemuSim(other.sim_elf, other.board) as sim2:
+        proxy = FaultProxy(sim.port)
+        try:
+            with Device(proxy.url, timeout=0.5, expected_hash=build.model.hash) as dev:
+                dev.hello()
+                x = _inputs(1)[0]
+                assert dev.infer(x).output.tolist() == reference(x).tolist()
+                proxy.switch_upstream(sim2.port)  # the board is reflashed and boots
+                with pytest.raises(UserError, match="not this run's model"):
+                    dev.infer(x)
+        finally:
+            proxy.close()
+
+
+def test_syntax_errors_are_not_resent(build):
+    with QemuSim(build.sim_elf, build.board) as sim:
+        with Device(sim.url, timeout=0.5) as dev:
+            dev.hello()
+            with pytest.raises(DeviceError, match="LOAD bad hex"):
+                dev.request("LOAD 0 zz")
+            assert dev.stats.resent == 0

@@ -22,6 +22,8 @@ def test_frame_roundtrip():
     lambda b: b[:5] + b[5:6] + b[5:],        # duplicated byte
     lambda b: b[:-4],                        # truncated CRC
     lambda b: b.replace(b"*", b""),          # no CRC at all
+    lambda b: b[:-9] + b[-9:].upper(),       # CRC in upper case: not what either end writes
+    lambda b: b[:2] + b"\x00" + b[2:],        # a NUL
 ])
 def test_damaged_lines_are_rejected(damage):
     assert unframe(damage(frame("12 RUN 1234abcd"))) is None
@@ -31,11 +33,12 @@ def test_parse_fields_and_device_info():
     text = ("OK proto=1 fw=0.1.0 board=stm32h743 platform=mps2-an500 clock=480000000 model=m "
             "hash=0123456789abcdef in=64x64x3 in_bytes=12288 out_bytes=1 in_scale=3b808081 in_zp=-128 "
             "out_scale=3d800000 out_zp=5 arena=1000 weights=2000 macs=3000 ops=9 flash=4000 ram=5000 "
-            "stack=16384 line_max=1200 sid=0000abcd")
+            "stack=16384 line_max=1200 bench_max=100 reset=watchdog flash_crc=0badf00d flash_ok=1")
     info = DeviceInfo.parse(parse_fields(text))
     assert info.input_shape == (64, 64, 3) and info.output_zero_point == 5
     assert info.input_scale == pytest.approx(1 / 255) and info.output_scale == 0.0625
-    assert info.clock_hz == 480_000_000 and info.session == "0000abcd"
+    assert info.clock_hz == 480_000_000 and info.bench_max == 100
+    assert info.reset_reason == "watchdog" and info.flash_ok
 
 
 def test_device_crc32_equals_zlib(tmp_path):

@@ -21,11 +21,11 @@ def test_flash_and_ram_agree_with_arm_none_eabi_size(build):
                          text=True, check=True).stdout
     sizes = {ln.split()[0]: int(ln.split()[1]) for ln in out.splitlines() if ln.startswith(".")}
     mem = memory_report(build.elf, build.board, stack_used=100)
-    flash = sizes[".isr_vector"] + sizes[".text"] + sizes[".rodata"] + sizes.get(".data", 0) \
-        + sizes.get(".ARM.exidx", 0)
+    flash = sizes[".isr_vector"] + sizes[".text"] + sizes[".rodata"] + sizes[".tf_check"] \
+        + sizes.get(".data", 0) + sizes.get(".ARM.exidx", 0)
     assert mem["flash"]["total"] == flash
     dtcm = mem["ram"]["regions"]["DTCM"]["parts"]
-    assert dtcm["bss"] == sizes[".bss"] and dtcm["stack"] == sizes[".stack"]
+    assert dtcm["bss"] == sizes[".bss"] + sizes[".noinit"] and dtcm["stack"] == sizes[".stack"]
     assert dtcm["arena"] == sizes[".arena"]
     assert mem["ram"]["total_with_measured_stack"] == mem["ram"]["total"] - 16384 + 100
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "crc32.h"
+#include "flashcheck.h"
 #include "hal.h"
 #include "markers.h"
 #include "model.h"
@@ -43,11 +44,17 @@ static int8_t input[MODEL_INPUT_BYTES] __attribute__((aligned(16)));
 #define loaded input
 #endif
 static int8_t output[MODEL_OUTPUT_BYTES] __attribute__((aligned(16)));
-static uint32_t session;           /* 0 after every reset: no session */
 
+/* State that a reset clears (protocol_boot sets it again). */
+static uint32_t session;           /* 0: no session */
+static uint32_t flash_crc;         /* CRC-32 of the constants in flash, at boot */
+static int flash_ok;               /* ... equal to the build's */
 static char line[TF_LINE_MAX + 1];
 static unsigned line_len;
-static int line_overflow;
+static int line_overflow, line_lost;
+
+/* The command being answered: its seq and sid fields, echoed in replies. */
+static const char *req_seq = "-", *req_sid = "-";
 
 /* ---- reply writer ------------------------------------------------------ */
 
@@ -110,10 +117,13 @@ static void put_token(const char *s)
     for (; *s; s++) put_char((*s <= ' ' || *s == '*' || *s == '=' || *s > '~') ? '_' : *s);
 }
 
-static void reply_begin(const char *seq, const char *status)
+/* "<seq> <sid> <status>" of the command being answered. */
+static void reply_begin(const char *status)
 {
     reply_crc = 0;
-    put(seq);
+    put(req_seq);
+    put_char(' ');
+    put(req_sid);
     put_char(' ');
     put(status);
 }
@@ -126,9 +136,9 @@ static void reply_end(void)
     hal_putc('\n');
 }
 
-static void reply_err(const char *seq, const char *reason)
+static void reply_err(const char *reason)
 {
-    reply_begin(seq, "ERR ");
+    reply_begin("ERR ");
     put(reason);
     reply_end();
 }
@@ -143,18 +153,21 @@ static int hexval(char c)
     return -1;
 }
 
+/* Decimal, 1-10 digits, no sign, below 2^32. */
 static int parse_u32(const char *s, uint32_t *out)
 {
-    uint32_t v = 0;
-    if (!*s) return 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > 429496728u) return 0;
-        v = v * 10 + (uint32_t)(*s - '0');
+    uint64_t v = 0;
+    int n = 0;
+    for (; *s; s++, n++) {
+        if (*s < '0' || *s > '9' || n == 10) return 0;
+        v = v * 10 + (uint64_t)(*s - '0');
     }
-    *out = v;
+    if (n == 0 || v > UINT32_MAX) return 0;
+    *out = (uint32_t)v;
     return 1;
 }
 
+/* Exactly 8 hex digits. */
 static int parse_hex32(const char *s, uint32_t *out)
 {
     uint32_t v = 0;
@@ -165,20 +178,24 @@ static int parse_hex32(const char *s, uint32_t *out)
         v = (v << 4) | (uint32_t)d;
     }
     *out = v;
-    return n > 0;
+    return n == 8;
 }
 
-/* Splits `s` in place at spaces; returns the number of tokens. */
-static int split(char *s, char **tok, int max)
+#define MAX_FIELDS 6               /* seq sid COMMAND + at most 3 arguments */
+
+/* Splits `s` in place at single spaces into at most MAX_FIELDS fields;
+ * returns their number, or -1 for an empty field (two spaces, a leading or
+ * trailing space) or too many fields. */
+static int split(char *s, char **field)
 {
     int n = 0;
-    while (*s && n < max) {
-        while (*s == ' ') *s++ = 0;
-        if (!*s) break;
-        tok[n++] = s;
+    for (;;) {
+        if (*s == ' ' || *s == 0 || n == MAX_FIELDS) return -1;
+        field[n++] = s;
         while (*s && *s != ' ') s++;
+        if (!*s) return n;
+        *s++ = 0;
     }
-    return n;
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -192,15 +209,18 @@ static uint32_t float_bits(float f)
     return u;
 }
 
-static void cmd_hello(const char *seq, char **arg, int nargs)
+static void cmd_hello(uint32_t sid, char **arg, int nargs)
 {
-    uint32_t sid;
-    if (nargs != 1 || !parse_hex32(arg[0], &sid) || sid == 0) {
-        reply_err(seq, "usage: HELLO <sid, 8 hex digits, not 0>");
+    if (nargs > 1 || (nargs == 1 && strcmp(arg[0], "takeover"))) {
+        reply_err("usage: HELLO [takeover]");
+        return;
+    }
+    if (session && session != sid && nargs == 0) {
+        reply_err("busy");                    /* another host's session is open */
         return;
     }
     session = sid;
-    reply_begin(seq, "OK");
+    reply_begin("OK");
     key("proto"); put_u64(TF_PROTOCOL_VERSION);
     key("fw"); put(TF_FIRMWARE_VERSION);
     key("board"); put_token(tf_board_name);
@@ -225,63 +245,67 @@ static void cmd_hello(const char *seq, char **arg, int nargs)
     key("stack"); put_u64(hal_stack_size());
     key("line_max"); put_u64(TF_LINE_MAX);
     key("load_bytes"); put_u64(TFK_LOAD_BYTES);
+    key("bench_max"); put_u64(TF_BENCH_MAX);
 #if TFK_INPUT_CHANNELS_FFT_LBP
     key("pre"); put("rgb+fft+lbp");       /* the board makes the input from an RGB face */
     key("scratch"); put_u64(TFK_CHANNEL_SCRATCH_BYTES);
 #endif
-    key("sid"); put_hex32(session);
+    key("reset"); put(hal_reset_reason());
+    key("flash_crc"); put_hex32(flash_crc);
+    key("flash_ok"); put_u64((uint64_t)flash_ok);
     reply_end();
 }
 
-static void cmd_load(const char *seq, char **arg, int nargs)
+static void cmd_load(char **arg, int nargs)
 {
     uint32_t off;
     if (nargs != 2 || !parse_u32(arg[0], &off)) {
-        reply_err(seq, "usage: LOAD <offset> <hex bytes>");
+        reply_err("usage: LOAD <offset> <hex bytes>");
         return;
     }
     const char *hex = arg[1];
     size_t n = strlen(hex);
     if (n % 2 || off > TFK_LOAD_BYTES || n / 2 > TFK_LOAD_BYTES - off) {
-        reply_err(seq, "LOAD outside the input tensor");
+        reply_err("LOAD outside the input tensor");
         return;
     }
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            reply_err(seq, "LOAD bad hex");
+    for (size_t i = 0; i < n; i++) {
+        if (hexval(hex[i]) < 0) {
+            reply_err("LOAD bad hex");        /* nothing written */
             return;
         }
-        loaded[off + i] = (int8_t)((hi << 4) | lo);
     }
-    reply_begin(seq, "OK");
+    for (size_t i = 0; i < n / 2; i++)
+        loaded[off + i] = (int8_t)((hexval(hex[2 * i]) << 4) | hexval(hex[2 * i + 1]));
+    reply_begin("OK");
     reply_end();
 }
 
 /* The host sends the CRC of the input it meant to load: an inference only
  * runs on exactly those bytes, whatever happened on the wire. */
-static int input_matches(const char *seq, const char *crc_text)
+static int input_matches(const char *crc_text, uint32_t *crc)
 {
     uint32_t want;
     if (!parse_hex32(crc_text, &want)) {
-        reply_err(seq, "bad input CRC argument");
+        reply_err("usage: the input CRC is 8 hex digits");
         return 0;
     }
     uint32_t have = crc32_update(0, loaded, TFK_LOAD_BYTES);
     if (have != want) {
-        reply_begin(seq, "ERR inputcrc have=");
+        reply_begin("ERR inputcrc have=");
         put_hex32(have);
         reply_end();
         return 0;
     }
+    *crc = have;
     return 1;
 }
 
-/* Long commands first say "<seq> ACK": the host then knows the command
- * arrived and waits for the inference instead of resending. */
-static void ack(const char *seq)
+/* Long commands first say "ACK": the host then knows the command arrived
+ * and waits for the inference instead of resending. */
+static void ack(void)
 {
-    reply_begin(seq, "ACK");
+    reply_begin("ACK");
     reply_end();
 }
 
@@ -301,170 +325,242 @@ static int infer(const int8_t *in, uint32_t *cycles)
 #endif
     tf_mark_end();
     *cycles = hal_cycles() - t0;
+    hal_watchdog_kick();
     return rc;
 }
 
-static int infer_or_err(const char *seq, const int8_t *in, uint32_t *cycles)
+static int infer_or_err(const int8_t *in, uint32_t *cycles)
 {
     int rc = infer(in, cycles);
     if (rc != 0) {
-        reply_begin(seq, "ERR invoke status=");
+        reply_begin("ERR invoke status=");
         put_i32(rc);
         reply_end();
     }
     return rc == 0;
 }
 
-static void cmd_run(const char *seq, char **arg, int nargs)
+/* What an inference's reply says it answers: the input and the model. */
+static void put_identity(uint32_t in_crc)
 {
-    uint32_t cycles;
+    key("in_crc"); put_hex32(in_crc);
+    key("hash"); put_token(MODEL_HASH);
+}
+
+static void cmd_run(char **arg, int nargs)
+{
+    uint32_t cycles, crc;
     if (nargs != 1) {
-        reply_err(seq, "usage: RUN <input crc32>");
+        reply_err("usage: RUN <input crc32>");
         return;
     }
-    if (!input_matches(seq, arg[0]))
+    if (!input_matches(arg[0], &crc))
         return;
-    ack(seq);
-    if (!infer_or_err(seq, loaded, &cycles))
+    ack();
+    if (!infer_or_err(loaded, &cycles))
         return;
-    reply_begin(seq, "OK");
+    reply_begin("OK");
     key("out"); put_hex_bytes(output, MODEL_OUTPUT_BYTES);
     key("cycles"); put_u64(cycles);
+    put_identity(crc);
     reply_end();
 }
 
 /* PREP <crc>: only the input stage (RGB -> R, G, B, FFT, LBP, int8) between
  * the markers, so the host can tell its share of an inference. */
-static void cmd_prep(const char *seq, char **arg, int nargs)
+static void cmd_prep(char **arg, int nargs)
 {
 #if TFK_INPUT_CHANNELS_FFT_LBP
+    uint32_t crc;
     if (nargs != 1) {
-        reply_err(seq, "usage: PREP <input crc32>");
+        reply_err("usage: PREP <input crc32>");
         return;
     }
-    if (!input_matches(seq, arg[0]))
+    if (!input_matches(arg[0], &crc))
         return;
-    ack(seq);
+    ack();
     uint32_t t0 = hal_cycles();
     tf_mark_begin();
     int rc = make_input(loaded);
     tf_mark_end();
     uint32_t cycles = hal_cycles() - t0;
     if (rc != 0) {
-        reply_begin(seq, "ERR prep status=");
+        reply_begin("ERR prep status=");
         put_i32(rc);
         reply_end();
         return;
     }
-    reply_begin(seq, "OK");
+    reply_begin("OK");
     key("in_crc"); put_hex32(crc32_update(0, input, MODEL_INPUT_BYTES));
     key("cycles"); put_u64(cycles);
     reply_end();
 #else
     (void)arg;
     (void)nargs;
-    reply_err(seq, "PREP: this model takes its input as loaded");
+    reply_err("PREP: this model takes its input as loaded");
 #endif
 }
 
-static void cmd_bench(const char *seq, char **arg, int nargs)
+/* BENCH is bounded twice: at most TF_BENCH_MAX inferences, and it stops
+ * early once TF_BENCH_MAX_SECONDS of cycles are spent (capped=1). */
+static void cmd_bench(char **arg, int nargs)
 {
-    uint32_t n, cycles, lo = UINT32_MAX, hi = 0;
+    uint32_t n, done = 0, cycles, crc, lo = UINT32_MAX, hi = 0;
     uint64_t total = 0;
-    if (nargs != 2 || !parse_u32(arg[0], &n) || n == 0) {
-        reply_err(seq, "usage: BENCH <n> <input crc32>");
+    const uint64_t budget = (uint64_t)TF_BENCH_MAX_SECONDS * tf_board_clock_hz;
+    if (nargs != 2 || !parse_u32(arg[0], &n) || n == 0 || n > TF_BENCH_MAX) {
+        reply_err("usage: BENCH <n, 1 to bench_max> <input crc32>");
         return;
     }
-    if (!input_matches(seq, arg[1]))
+    if (!input_matches(arg[1], &crc))
         return;
-    ack(seq);
-    for (uint32_t i = 0; i < n; i++) {
-        if (!infer_or_err(seq, loaded, &cycles))
+    ack();
+    while (done < n && total < budget) {
+        if (!infer_or_err(loaded, &cycles))
             return;
+        done++;
         lo = cycles < lo ? cycles : lo;
         hi = cycles > hi ? cycles : hi;
         total += cycles;
     }
-    reply_begin(seq, "OK");
-    key("n"); put_u64(n);
+    reply_begin("OK");
+    key("n"); put_u64(done);
+    key("capped"); put_u64(done < n);
     key("cycles_min"); put_u64(lo);
     key("cycles_max"); put_u64(hi);
     key("cycles_total"); put_u64(total);
     key("out"); put_hex_bytes(output, MODEL_OUTPUT_BYTES);
+    put_identity(crc);
     reply_end();
 }
 
-static void cmd_selftest(const char *seq)
+static void cmd_selftest(void)
 {
     uint32_t cycles;
-    ack(seq);
-    if (!infer_or_err(seq, tf_selftest_input, &cycles))
+    ack();
+    if (!infer_or_err(tf_selftest_input, &cycles))
         return;
     int same = memcmp(output, tf_selftest_expected, MODEL_OUTPUT_BYTES) == 0;
-    reply_begin(seq, same ? "OK" : "ERR selftest mismatch");
+    reply_begin(same ? "OK" : "ERR selftest mismatch");
     key("out"); put_hex_bytes(output, MODEL_OUTPUT_BYTES);
     key("want"); put_hex_bytes(tf_selftest_expected, MODEL_OUTPUT_BYTES);
     key("cycles"); put_u64(cycles);
+    key("hash"); put_token(MODEL_HASH);
     reply_end();
 }
 
-static void cmd_stat(const char *seq)
+static void cmd_stat(void)
 {
-    reply_begin(seq, "OK");
+    reply_begin("OK");
     key("stack_used"); put_u64(hal_stack_used());
     key("stack_size"); put_u64(hal_stack_size());
     reply_end();
 }
 
-static void handle(char *text)
+static void cmd_exit(char **arg, int nargs)
 {
-    char *tok[4];
-    int n = split(text, tok, 4);
-    uint32_t seqno;
-    if (n < 2 || !parse_u32(tok[0], &seqno)) {
-        reply_err("-", "syntax");
+    uint32_t code;
+    if (nargs != 1 || !parse_u32(arg[0], &code) || code > 255) {
+        reply_err("usage: EXIT <code 0-255>");
         return;
     }
-    const char *seq = tok[0], *cmd = tok[1];
-    char **arg = tok + 2;
-    int nargs = n - 2;
+    reply_begin("OK");
+    reply_end();
+    hal_exit((int)code);
+}
 
-    if (!strcmp(cmd, "HELLO")) { cmd_hello(seq, arg, nargs); return; }
-    if (!session) { reply_err(seq, "nosession"); return; }
-    if (!strcmp(cmd, "LOAD")) cmd_load(seq, arg, nargs);
-    else if (!strcmp(cmd, "RUN")) cmd_run(seq, arg, nargs);
-    else if (!strcmp(cmd, "BENCH")) cmd_bench(seq, arg, nargs);
-    else if (!strcmp(cmd, "PREP")) cmd_prep(seq, arg, nargs);
-    else if (!strcmp(cmd, "SELFTEST")) cmd_selftest(seq);
-    else if (!strcmp(cmd, "STAT")) cmd_stat(seq);
-    else if (!strcmp(cmd, "EXIT")) {
-        uint32_t code = 0;
-        if (nargs == 1) parse_u32(arg[0], &code);
-        reply_begin(seq, "OK");
+/* A CRC-valid line of text: "<seq> <sid> <COMMAND> [args]". */
+static void handle(char *text, unsigned len)
+{
+    char *field[MAX_FIELDS];
+    uint32_t seqno, sid;
+    for (unsigned i = 0; i < len; i++) {
+        if (text[i] < ' ' || text[i] > '~') {  /* NUL, control bytes, 8-bit */
+            reply_err("syntax");
+            return;
+        }
+    }
+    int n = split(text, field);
+    if (n < 0 || !parse_u32(field[0], &seqno)) {
+        reply_err("syntax");
+        return;
+    }
+    req_seq = field[0];
+    if (n < 3 || !parse_hex32(field[1], &sid) || sid == 0) {
+        reply_err("syntax");
+        return;
+    }
+    req_sid = field[1];
+    const char *cmd = field[2];
+    char **arg = field + 3;
+    int nargs = n - 3;
+
+    if (!strcmp(cmd, "HELLO")) { cmd_hello(sid, arg, nargs); return; }
+    if (!session) { reply_err("nosession"); return; }
+    if (sid != session) { reply_err("notyours"); return; }
+    if (!strcmp(cmd, "BYE")) {
+        if (nargs) { reply_err("usage: BYE"); return; }
+        session = 0;
+        reply_begin("OK");
         reply_end();
-        hal_exit((int)code);
-    } else reply_err(seq, "unknown command");
+    } else if (!strcmp(cmd, "LOAD")) cmd_load(arg, nargs);
+    else if (!strcmp(cmd, "STAT") && nargs == 0) cmd_stat();
+    else if (!strcmp(cmd, "EXIT")) cmd_exit(arg, nargs);
+    else if (!flash_ok && (!strcmp(cmd, "RUN") || !strcmp(cmd, "BENCH") ||
+                           !strcmp(cmd, "PREP") || !strcmp(cmd, "SELFTEST")))
+        reply_err("flashcrc");                 /* the weights in flash are not the build's */
+    else if (!strcmp(cmd, "RUN")) cmd_run(arg, nargs);
+    else if (!strcmp(cmd, "BENCH")) cmd_bench(arg, nargs);
+    else if (!strcmp(cmd, "PREP")) cmd_prep(arg, nargs);
+    else if (!strcmp(cmd, "SELFTEST") && nargs == 0) cmd_selftest();
+#ifdef TF_TEST_HOOKS
+    else if (!strcmp(cmd, "HANG") && nargs == 0) {  /* tests: prove the watchdog */
+        ack();
+        for (;;) {}
+    }
+#endif
+    else reply_err("unknown command");
+}
+
+/* The line's first field if it reads as a seq number, else "-": what a
+ * NACK names, so the host resends only the command it answers. */
+static const char *seq_hint(void)
+{
+    static char hint[11];
+    unsigned n = 0;
+    while (n < line_len && n < 10 && line[n] >= '0' && line[n] <= '9') n++;
+    if (n == 0 || (n < line_len && line[n] != ' ')) return "-";
+    memcpy(hint, line, n);
+    hint[n] = 0;
+    return hint;
+}
+
+static void nack(const char *reason)
+{
+    req_seq = seq_hint();
+    req_sid = "-";
+    reply_err(reason);
 }
 
 /* A complete line: check "<text>*<crc>" and dispatch. */
 static void line_done(void)
 {
-    line[line_len] = 0;
-    if (line_overflow) {
-        reply_err("-", "toolong");
-        return;
-    }
+    req_seq = req_sid = "-";
+    if (line_overflow) { nack("toolong"); return; }
+    if (line_lost) { nack("overrun"); return; }
     if (line_len == 0)
         return;                                   /* the host's resync newline */
-    char *star = strrchr(line, '*');
+    unsigned star = line_len;
+    while (star > 0 && line[star - 1] != '*') star--;
     uint32_t want;
-    if (!star || strlen(star + 1) != 8 || !parse_hex32(star + 1, &want) ||
-        crc32_update(0, line, (size_t)(star - line)) != want) {
-        reply_err("-", "badcrc");
+    line[line_len] = 0;
+    if (star == 0 || line_len - star != 8 || !parse_hex32(line + star, &want) ||
+        crc32_update(0, line, star - 1) != want) {
+        nack("badcrc");
         return;
     }
-    *star = 0;
-    handle(line);
+    line[star - 1] = 0;
+    handle(line, star - 1);
 }
 
 void protocol_feed(char c)
@@ -474,20 +570,34 @@ void protocol_feed(char c)
     if (c == '\n') {
         line_done();
         line_len = 0;
-        line_overflow = 0;
+        line_overflow = line_lost = 0;
         return;
     }
     if (line_len < TF_LINE_MAX) line[line_len++] = c;
     else line_overflow = 1;
 }
 
+void protocol_lost(void)
+{
+    line_lost = 1;
+}
+
 void protocol_boot(void)
 {
+    session = 0;
+    line_len = 0;
+    line_overflow = line_lost = 0;
+    flash_crc = flash_crc_computed();
+    flash_ok = flash_crc == flash_crc_expected();
+    req_seq = req_sid = "-";
     hal_putc('\n');               /* end whatever partial line the host has */
-    reply_begin("BOOT", "tinyfake");
+    reply_crc = 0;
+    put("BOOT tinyfake");
     key("proto"); put_u64(TF_PROTOCOL_VERSION);
     key("fw"); put(TF_FIRMWARE_VERSION);
     key("board"); put_token(tf_board_name);
     key("hash"); put_token(MODEL_HASH);
+    key("reset"); put(hal_reset_reason());
+    key("flash"); put(flash_ok ? "ok" : "bad");
     reply_end();
 }

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
+import tempfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +149,23 @@ def _link(objs: list[Path], script: Path, elf: Path, cpu: list[str]) -> tuple[bo
     return r.returncode == 0, r.stderr
 
 
+def write_flash_check(elf: Path) -> int:
+    """Write the CRC-32 of `elf`'s .rodata into its .tf_check section, which
+    the firmware compares with its own CRC of the flash at boot
+    (firmware/app/flashcheck.h). Returns the CRC."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rodata, check = Path(tmp) / "rodata.bin", Path(tmp) / "check.bin"
+        r = _run([OBJCOPY, "-O", "binary", "--only-section=.rodata", str(elf), str(rodata)], "objcopy")
+        if r.returncode != 0:
+            raise UserError(f"objcopy failed: {_first_error(r.stderr)}")
+        crc = zlib.crc32(rodata.read_bytes())
+        check.write_bytes(struct.pack("<I", crc))
+        r = _run([OBJCOPY, f"--update-section=.tf_check={check}", str(elf)], "objcopy")
+        if r.returncode != 0:
+            raise UserError(f"objcopy failed: {_first_error(r.stderr)}")
+    return crc
+
+
 def _overflow_message(stderr: str, board: Board, arena: str, model: ModelInfo) -> str | None:
     found = _OVERFLOW.findall(stderr)
     if not found:
@@ -164,7 +184,8 @@ def _overflow_message(stderr: str, board: Board, arena: str, model: ModelInfo) -
 def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path, *,
                    tflite: str | Path | None = None,
                    reference: Callable[[np.ndarray], np.ndarray] | None = None,
-                   profile_ops: bool = False, channels: str = "rgb") -> FirmwareBuild:
+                   profile_ops: bool = False, channels: str = "rgb",
+                   test_hooks: bool = False) -> FirmwareBuild:
     """Build the firmware for `board` around the model in `gen_dir`.
 
     Writes `<board>.elf/.bin/.hex/.map/.ld` (board addresses) and
@@ -176,7 +197,8 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
     `channels` "rgb+fft+lbp": the model takes R, G, B, FFT, LBP; the board
     receives the RGB face and computes the rest (firmware/binary/channels.c,
     compiled in only then) before each inference, with its scratch overlaid
-    on the model's arena (see tinyfake.firmware.linker).
+    on the model's arena (see tinyfake.firmware.linker). `test_hooks` adds
+    the commands only tests use (HANG: proves the watchdog).
     """
     board = load_board(board) if isinstance(board, str) else board
     platform = board.sim_board()
@@ -230,7 +252,8 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
     for i, src in enumerate(common_srcs):
         o = obj / "common" / f"{i:03d}_{src.stem}.o"
         common_objs.append(o)
-        jobs.append((src, o, [*cpu, *CFLAGS, *inc, *(op_flags if src in gen_srcs else [])]))
+        jobs.append((src, o, [*cpu, *CFLAGS, *inc, *(op_flags if src in gen_srcs else []),
+                              *(["-DTF_TEST_HOOKS"] if test_hooks else [])]))
 
     # Per link variant: the family HAL, shared startup, board identity.
     variant_objs: dict[str, list[Path]] = {}
@@ -282,6 +305,7 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
             if not ok:
                 raise UserError(_overflow_message(err, board, arena_choice, model)
                                 or f"simulator firmware does not link: {_first_error(err)}")
+        write_flash_check(elf)
         usage = region_usage(elf, regions_of[variant], board.profile.text)
         images[variant] = LinkedImage(variant, elf, script, elf.with_suffix(".map"),
                                       regions_of[variant], usage)

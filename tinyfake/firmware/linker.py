@@ -85,7 +85,14 @@ SECTIONS
     *(.glue_7 .glue_7t .vfp11_veneer .v4_bx)
     . = ALIGN(4);
   }} > {p.text}
-  .rodata : ALIGN(16) {{ *(.rodata .rodata.*) . = ALIGN(4); }} > {p.rodata}
+  .rodata : ALIGN(16) {{
+    __tf_rodata_start = .;
+    *(.rodata .rodata.*)
+    . = ALIGN(4);
+    __tf_rodata_end = .;
+  }} > {p.rodata}
+  /* The CRC-32 of .rodata, written in after the link (firmware/app/flashcheck.h). */
+  .tf_check : ALIGN(4) {{ KEEP(*(.tf_check)) }} > {p.rodata}
   .ARM.extab : {{ *(.ARM.extab* .gnu.linkonce.armextab.*) }} > {p.text}
   .ARM.exidx : {{ *(.ARM.exidx* .gnu.linkonce.armexidx.*) }} > {p.text}
 
@@ -117,6 +124,9 @@ SECTIONS
     __bss_end = .;
   }} > {p.bss}
 
+  /* Kept across a reset (never zeroed): why the firmware reset itself. */
+  .noinit (NOLOAD) : ALIGN(4) {{ KEEP(*(.noinit .noinit.*)) }} > {p.bss}
+
   /* The stack, painted at reset for a high-water mark. */
   .stack (NOLOAD) : ALIGN(8) {{
     __stack_bottom = .;
@@ -126,6 +136,7 @@ SECTIONS
 
   __tf_flash_used = __flash_end - ORIGIN({p.text});
   __tf_ram_used = (__data_end - __data_start) + (__bss_end - __bss_start)
-                + (__arena_end - __arena_start) + (__stack_top - __stack_bottom){scratch_ram};
+                + (__arena_end - __arena_start) + (__stack_top - __stack_bottom)
+                + SIZEOF(.noinit){scratch_ram};
 }}
 """

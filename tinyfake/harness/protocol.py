@@ -1,13 +1,17 @@
 """Host side of the tinyfake serial protocol (firmware/app/protocol.h).
 
-Lines both ways are `<text>*<crc32 hex>\\n`. The host numbers every command;
-the device echoes the number, so stale or duplicated replies are ignored.
-A command is resent (idempotent: LOAD writes the same bytes, RUN checks the
-input's CRC first) when its reply is lost, corrupted or NACKed. A reset of
-the board shows as a BOOT line or an `ERR nosession` reply and raises
-`BoardReset`, after which `Device.reconnect()` opens a new session and
-checks the model hash again. One code path for a real port (`/dev/ttyACM0`)
-and a simulator's socket (`socket://127.0.0.1:PORT`).
+Lines both ways are `<text>*<crc32 hex>\\n`. Every command carries a seq
+number (random start per Device) and the session id (random per Device);
+a reply counts only when it echoes both, and an inference's reply also names
+the input CRC and model hash it answers, so stale, duplicated, replayed or
+another host's replies are skipped. A command is resent (idempotent: LOAD
+writes the same bytes, RUN checks the input's CRC first) when its reply is
+lost or corrupted, or the device NACKs that very command; a syntax or usage
+error is never resent. A reset of the board shows as a BOOT line or an
+`ERR nosession` reply and raises `BoardReset`, after which
+`Device.reconnect()` opens a new session, which checks the flash and the
+model hash again. One code path for a real port (`/dev/ttyACM0`) and a
+simulator's socket (`socket://127.0.0.1:PORT`).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import serial
 
 from tinyfake.errors import UserError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 LOAD_CHUNK = 512  # bytes per LOAD line (1024 hex chars, under the device's line_max)
 LOAD_CHUNK_MIN = 64
 HELLO_TIMEOUT = 3.0  # seconds: the first reply after a (simulator) start
@@ -41,28 +45,30 @@ class DeviceError(UserError):
     """The device answered ERR to a command that cannot be retried."""
 
 
+# Device replies that say the line never arrived intact: resend it.
+NACKS = ("badcrc", "toolong", "overrun")
+
+
 def frame(text: str) -> bytes:
     data = text.encode("ascii")
     return data + b"*%08x\n" % zlib.crc32(data)
 
 
 def unframe(line: bytes) -> str | None:
-    """The text of a CRC-valid line, else None."""
-    line = line.rstrip(b"\r\n")
+    """The text of a CRC-valid line, else None: exactly `<text>*<8 lower-case
+    hex digits>` (what both ends write), printable ASCII only."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if line.endswith(b"\r"):
+        line = line[:-1]
     star = line.rfind(b"*")
-    if star < 0 or len(line) - star - 1 != 8:
-        return None
-    try:
-        want = int(line[star + 1:], 16)
-    except ValueError:
+    digits = line[star + 1:]
+    if star < 0 or len(digits) != 8 or digits.strip(b"0123456789abcdef"):
         return None
     text = line[:star]
-    if zlib.crc32(text) != want:
+    if zlib.crc32(text) != int(digits, 16) or any(b < 0x20 or b > 0x7E for b in text):
         return None
-    try:
-        return text.decode("ascii")
-    except UnicodeDecodeError:
-        return None
+    return text.decode("ascii")
 
 
 def parse_fields(text: str) -> dict[str, str]:
@@ -97,7 +103,10 @@ class DeviceInfo:
     ram_bytes: int
     stack_size: int
     line_max: int
-    session: str
+    bench_max: int
+    reset_reason: str        # why the board last reset: power, watchdog, software, ...
+    flash_crc: str           # CRC-32 of the constants in flash, computed at boot
+    flash_ok: bool           # ... equal to the build's
     raw: dict = field(default_factory=dict, compare=False)
     load_bytes: int = 0          # bytes LOAD takes: the model input, or the RGB face
     preprocess: str = ""         # "rgb+fft+lbp": the board computes the input from an RGB face
@@ -118,8 +127,10 @@ class DeviceInfo:
                 output_scale=_float_bits(f["out_scale"]), output_zero_point=int(f["out_zp"]),
                 arena_bytes=int(f["arena"]), weight_bytes=int(f["weights"]), macs=int(f["macs"]),
                 num_ops=int(f["ops"]), flash_bytes=int(f["flash"]), ram_bytes=int(f["ram"]),
-                stack_size=int(f["stack"]), line_max=int(f["line_max"]), session=f["sid"], raw=dict(f),
-                load_bytes=int(f.get("load_bytes", f["in_bytes"])), preprocess=f.get("pre", ""))
+                stack_size=int(f["stack"]), line_max=int(f["line_max"]), bench_max=int(f["bench_max"]),
+                reset_reason=f["reset"], flash_crc=f["flash_crc"], flash_ok=f["flash_ok"] == "1",
+                raw=dict(f), load_bytes=int(f.get("load_bytes", f["in_bytes"])),
+                preprocess=f.get("pre", ""))
         except (KeyError, ValueError) as exc:
             raise UserError(f"the device's handshake is missing or garbles {exc}; "
                             "flash firmware built by this tinyfake version") from None
@@ -136,8 +147,9 @@ class Inference:
 class LinkStats:
     """What went wrong on the wire and was recovered from."""
     resent: int = 0
-    bad_lines: int = 0
-    nacks: int = 0
+    bad_lines: int = 0       # replies that failed their CRC or framing
+    nacks: int = 0           # the device's NACKs of our command
+    stray: int = 0           # valid lines that answer nothing pending (stale, other session, forged)
     timeouts: int = 0
     resets: int = 0
     input_reloads: int = 0
@@ -154,21 +166,27 @@ class Device:
     before resending; `run_timeout`: seconds an inference may take once the
     device has acknowledged it; `retries`: resends before giving up.
     `instructions`: a callable returning new per-inference instruction
-    counts (the simulator's plugin), or None on hardware.
+    counts (the simulator's plugin), or None on hardware. `takeover`: open
+    the session even while another host's is open (the other host's next
+    command then fails with one clear line).
     """
 
     def __init__(self, port: str, baud: int = 115200, *, timeout: float = 2.0,
                  run_timeout: float = 30.0, retries: int = 6, instructions=None,
-                 expected_hash: str | None = None, log=None):
+                 expected_hash: str | None = None, takeover: bool = False, log=None):
         self.port_name = port
         self.timeout, self.run_timeout, self.retries = timeout, run_timeout, retries
         self.instructions = instructions
         self.expected_hash = expected_hash
+        self.takeover = takeover
         self.log = log or (lambda msg: None)
         self.stats = LinkStats()
         self.chunk = LOAD_CHUNK
         self.info: DeviceInfo | None = None
-        self._seq = 0
+        # A random session id and first seq: replies meant for another host,
+        # or for an earlier Device on this port, match neither.
+        self.sid = f"{secrets.randbits(32) | 1:08x}"
+        self._seq = secrets.randbelow(1 << 30)
         self._buf = bytearray()
         try:
             self.port = serial.serial_for_url(port, baudrate=baud, timeout=0.05)
@@ -180,6 +198,10 @@ class Device:
             # A simulator's socket: send each command at once (no Nagle
             # delay waiting for the previous segment's ACK).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.port.reset_input_buffer()  # whatever an earlier session left unread
+        except (serial.SerialException, OSError):
+            pass
 
     # ---- context manager ----------------------------------------------
     def __enter__(self) -> "Device":
@@ -189,6 +211,13 @@ class Device:
         self.close()
 
     def close(self) -> None:
+        """End the session (BYE, best effort) and close the port."""
+        if self.info is not None:
+            try:
+                self.request("BYE", retries=0, timeout=0.3)
+            except (UserError, BoardReset):
+                pass
+            self.info = None
         try:
             self.port.close()
         except Exception:  # noqa: BLE001 - closing a dead socket
@@ -220,14 +249,18 @@ class Device:
             raise UserError(f"serial port {self.port_name} failed: {exc}") from None
 
     def request(self, command: str, *, retries: int | None = None,
-                timeout: float | None = None) -> dict[str, str]:
+                timeout: float | None = None, expect: dict[str, str] | None = None) -> dict[str, str]:
         """Send one command; return the OK reply's fields.
 
-        Raises BoardReset, DeviceError (ERR reply) or UserError (no valid
-        reply after all retries)."""
-        self._seq += 1
+        A reply counts only with this command's seq and this session's id,
+        and, for `expect`, those field values (what an inference's reply
+        says it answers); anything else is stale, another host's or forged,
+        and is skipped. Resends on a timeout, a damaged reply or a NACK of
+        this very command. Raises BoardReset, DeviceError (ERR reply) or
+        UserError (no valid reply after all retries, another session)."""
+        self._seq = self._seq % 4_000_000_000 + 1
         seq = str(self._seq)
-        line = frame(f"{seq} {command}")
+        line = frame(f"{seq} {self.sid} {command}")
         name = command.split(" ", 1)[0]
         retries = self.retries if retries is None else retries
         timeout = self.timeout if timeout is None else timeout
@@ -251,44 +284,67 @@ class Device:
                 text = unframe(raw)
                 if text is None:
                     self.stats.bad_lines += 1
-                    self.log(f"{name}: corrupted line {raw[:60]!r}, resending")
-                    break
+                    self.log(f"{name}: corrupted line {raw[:60]!r}")
+                    continue  # our reply may still follow; else the timeout resends
                 if text.startswith("BOOT "):
                     if self.info is None:
                         continue  # the boot banner before our first HELLO
                     self.stats.resets += 1
                     raise BoardReset(text)
-                rseq, _, rest = text.partition(" ")
-                status, _, detail = rest.partition(" ")
-                if rseq == "-":
+                parts = text.split(" ", 3)
+                if len(parts) < 3 or parts[0] != seq:
+                    self.stats.stray += 1
+                    continue  # a reply to an earlier command (resent, or another Device's)
+                rsid, status, detail = parts[1], parts[2], parts[3] if len(parts) > 3 else ""
+                if rsid == "-" and status == "ERR" and detail in NACKS:
                     self.stats.nacks += 1
                     self.log(f"{name}: device NACK ({detail}), resending")
                     break
-                if rseq != seq:
-                    continue  # a stale reply to an earlier (resent) command
+                if rsid != self.sid:
+                    self.stats.stray += 1
+                    continue
                 if status == "ACK":
                     deadline = time.monotonic() + self.run_timeout
                     continue
                 if status == "OK":
-                    return parse_fields(detail)
+                    fields = parse_fields(detail)
+                    if expect and any(fields.get(k) != v for k, v in expect.items()):
+                        self.stats.stray += 1
+                        self.log(f"{name}: a reply for another input or model, ignored")
+                        continue
+                    return fields
                 if status == "ERR":
-                    if detail == "nosession":
-                        self.stats.resets += 1
-                        raise BoardReset("device has no session")
-                    raise DeviceError(f"device refused {name}: {detail}")
-                self.stats.bad_lines += 1
+                    self._refused(name, detail)
+                self.stats.stray += 1
         raise NoReply(f"no valid reply from the device on {self.port_name} to {name} after "
                       f"{retries + 1} tries ({timeout}s each); check the port, the baud "
                       "rate and that tinyfake firmware is running")
 
+    def _refused(self, name: str, detail: str):
+        """An ERR reply to our command: raise what it means."""
+        if detail == "nosession":
+            self.stats.resets += 1
+            raise BoardReset("device has no session")
+        if detail == "notyours":
+            raise UserError(f"another host took over the board on {self.port_name} "
+                            "(its session replaced ours); run one host at a time")
+        if detail == "busy":
+            raise UserError(f"the board on {self.port_name} is in another host's session; stop "
+                            "that host, reset the board, or take the session over (--takeover)")
+        if detail == "flashcrc":
+            raise UserError("the board's flash check failed: its weights are not the ones the "
+                            "build wrote; flash the firmware again (`tinyfake flash`)")
+        raise DeviceError(f"device refused {name}: {detail}")
+
     # ---- commands ---------------------------------------------------------
     def hello(self) -> DeviceInfo:
-        """Open a session; checks protocol version and, if set, the model hash."""
-        sid = f"{secrets.randbits(32) | 1:08x}"
+        """Open the session; checks protocol version, the board's flash check
+        and, if set, the model hash."""
+        command = "HELLO takeover" if self.takeover else "HELLO"
         for _ in range(3):
             try:
                 # A board (or simulator) that just started may be slow to answer.
-                fields = self.request(f"HELLO {sid}", timeout=max(self.timeout, HELLO_TIMEOUT))
+                fields = self.request(command, timeout=max(self.timeout, HELLO_TIMEOUT))
                 break
             except BoardReset:
                 continue  # a BOOT line queued before our HELLO: say hello again
@@ -298,8 +354,9 @@ class Device:
             raise UserError(f"device speaks protocol {fields.get('proto')}, this host {PROTOCOL_VERSION}; "
                             "rebuild and flash the firmware")
         info = DeviceInfo.parse(fields)
-        if info.session != sid:
-            raise UserError("the device answered HELLO with another session id")
+        if not info.flash_ok:
+            raise UserError(f"the board's flash check failed at boot (CRC {info.flash_crc} is not the "
+                            "build's): its weights are damaged; flash the firmware again (`tinyfake flash`)")
         if self.expected_hash and info.hash != self.expected_hash:
             raise UserError(f"the device runs model {info.model!r} (hash {info.hash}), not this run's "
                             f"model (hash {self.expected_hash}); flash this run's firmware first "
@@ -353,8 +410,12 @@ class Device:
         counts = self.instructions()
         return counts[-1] if counts else None
 
+    def _answers(self, crc: int) -> dict[str, str]:
+        """What an inference's reply must say it answers: this input, this model."""
+        return {"in_crc": f"{crc:08x}", "hash": self.info.hash if self.info else ""}
+
     def run(self, crc: int) -> Inference:
-        fields = self.request(f"RUN {crc:08x}")
+        fields = self.request(f"RUN {crc:08x}", expect=self._answers(crc))
         return Inference(self._output(fields), int(fields["cycles"]), self._insns())
 
     def infer(self, x: np.ndarray, *, attempts: int = 4) -> Inference:
@@ -370,15 +431,22 @@ class Device:
             except DeviceError as exc:
                 if "inputcrc" not in str(exc):
                     raise
+                # Someone else's bytes in the input, or a reset we missed:
+                # a new HELLO (model hash, flash check) before loading again.
                 self.stats.input_reloads += 1
-                self.log("input CRC mismatch on the device; loading it again")
+                self.log("input CRC mismatch on the device; reconnecting and loading it again")
+                self.reconnect()
         raise UserError(f"inference did not complete after {attempts} attempts "
                         f"(link problems: {self.stats.as_dict()})")
 
     def bench(self, x: np.ndarray, n: int) -> dict[str, int]:
+        """n timed inferences of `x` (at most `info.bench_max`; the board may
+        stop earlier at its time cap: the result's `n` says how many ran)."""
+        if self.info and not 1 <= n <= self.info.bench_max:
+            raise UserError(f"BENCH takes 1 to {self.info.bench_max} inferences, not {n}")
         crc = self.load_input(x)
-        f = self.request(f"BENCH {n} {crc:08x}")
-        out = {k: int(f[k]) for k in ("n", "cycles_min", "cycles_max", "cycles_total")}
+        f = self.request(f"BENCH {n} {crc:08x}", expect=self._answers(crc))
+        out = {k: int(f[k]) for k in ("n", "capped", "cycles_min", "cycles_max", "cycles_total")}
         if self.instructions is not None:
             counts = self.instructions()
             if counts:
@@ -394,7 +462,7 @@ class Device:
         return Inference(np.zeros(0, np.int8), int(f["cycles"]), self._insns())
 
     def selftest(self) -> Inference:
-        f = self.request("SELFTEST")
+        f = self.request("SELFTEST", expect={"hash": self.info.hash} if self.info else None)
         return Inference(self._output(f), int(f["cycles"]), self._insns())
 
     def stat(self) -> dict[str, int]:

@@ -18,6 +18,7 @@ class Section:
     flags: int
     addr: int
     size: int
+    offset: int = 0    # in the file
 
     @property
     def alloc(self) -> bool:
@@ -42,7 +43,7 @@ class Elf:
                for i in range(self.shnum)]
         names = raw[self.shstrndx]
         self._raw = raw
-        self.sections = [Section(self._str(names[4], r[0]), r[1], r[2], r[3], r[5]) for r in raw]
+        self.sections = [Section(self._str(names[4], r[0]), r[1], r[2], r[3], r[5], r[4]) for r in raw]
 
     def _str(self, table_off: int, idx: int) -> str:
         start = table_off + idx

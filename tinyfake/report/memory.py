@@ -15,7 +15,8 @@ from tinyfake.report.elf import Elf
 
 # output section -> what the report calls it
 PARTS = {".isr_vector": "code", ".text": "code", ".ARM.extab": "code", ".ARM.exidx": "code",
-         ".rodata": "rodata", ".data": "data", ".bss": "bss", ".arena": "arena", ".stack": "stack"}
+         ".rodata": "rodata", ".tf_check": "rodata", ".data": "data", ".bss": "bss",
+         ".noinit": "bss", ".arena": "arena", ".stack": "stack"}
 
 
 @dataclass

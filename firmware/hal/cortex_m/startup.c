@@ -12,16 +12,20 @@ extern uint32_t __stack_bottom[], __stack_top[];
 
 #define STACK_PAINT 0xA5A5A5A5u
 
+volatile uint32_t hal_reset_note[2] __attribute__((section(".noinit")));
+
 int main(void);
 void Reset_Handler(void);
 void Default_Handler(void);
+/* A family HAL may take the NMI (MPS2: the watchdog's first expiry). */
+void NMI_Handler(void) __attribute__((weak, alias("Default_Handler")));
 
 /* Only the 16 core exceptions: the firmware enables no interrupts. */
 __attribute__((section(".isr_vector"), used))
 static void (*const vectors[16])(void) = {
     (void (*)(void))(uintptr_t)__stack_top,
     Reset_Handler,
-    Default_Handler, /* NMI */
+    NMI_Handler,
     Default_Handler, /* HardFault */
     Default_Handler, /* MemManage */
     Default_Handler, /* BusFault */

@@ -21,6 +21,12 @@
 #define RCC_AHB4ENR   REG(RCC_BASE + 0xE0)
 #define RCC_APB1LENR  REG(RCC_BASE + 0xE8)
 #define RCC_APB4ENR   REG(RCC_BASE + 0xF4)
+#define RCC_RSR       REG(RCC_BASE + 0xD0)
+/* IWDG1: LSI 32 kHz / 64 = 500 Hz; reload 2000 = 4 s */
+#define IWDG1_KR      REG(0x58004800u)
+#define IWDG1_PR      REG(0x58004804u)
+#define IWDG1_RLR     REG(0x58004808u)
+#define IWDG1_SR      REG(0x5800480Cu)
 /* PWR, SYSCFG, FLASH */
 #define PWR_CSR1      REG(0x58024804u)
 #define PWR_CR3       REG(0x5802480Cu)
@@ -136,8 +142,43 @@ void hal_early_init(void)
     caches_on();
 }
 
+static const char *reset_reason = "other";
+
+/* RCC_RSR's flags say why the last reset happened; then clear them (RMVF). */
+static void read_reset_reason(void)
+{
+    uint32_t rsr = RCC_RSR;
+    if (rsr & ((1u << 26) | (1u << 28))) reset_reason = "watchdog";  /* IWDG1RSTF, WWDG1RSTF */
+    else if (rsr & (1u << 24)) reset_reason = "software";           /* SFTRSTF */
+    else if (rsr & (1u << 23)) reset_reason = "power";              /* PORRSTF */
+    else if (rsr & (1u << 21)) reset_reason = "brownout";           /* BORRSTF */
+    else if (rsr & (1u << 22)) reset_reason = "pin";                /* PINRSTF */
+    RCC_RSR |= 1u << 16;
+}
+
+const char *hal_reset_reason(void)
+{
+    return reset_reason;
+}
+
+void hal_watchdog_start(void)
+{
+    IWDG1_KR = 0xCCCCu;                      /* start (and the LSI with it) */
+    IWDG1_KR = 0x5555u;                      /* unlock PR and RLR */
+    IWDG1_PR = 4u;                           /* /64 */
+    IWDG1_RLR = 2000u;
+    while (IWDG1_SR & 7u) {}                 /* PVU, RVU, WVU: updates done */
+    IWDG1_KR = 0xAAAAu;
+}
+
+void hal_watchdog_kick(void)
+{
+    IWDG1_KR = 0xAAAAu;
+}
+
 void hal_init(void)
 {
+    read_reset_reason();
     /* USART3 on PD8 (TX) / PD9 (RX), AF7: the ST-LINK virtual COM port. */
     RCC_AHB4ENR |= 1u << 3;                  /* GPIODEN */
     RCC_APB1LENR |= 1u << 18;                /* USART3EN */
@@ -147,7 +188,8 @@ void hal_init(void)
     GPIOD_AFRH = (GPIOD_AFRH & ~0xFFu) | 0x77u;                   /* AF7 */
     USART3_CR1 = 0;
     USART3_BRR = (APB1_HZ + TF_CONSOLE_BAUD / 2) / TF_CONSOLE_BAUD;
-    USART3_CR1 = (1u << 3) | (1u << 2) | 1u; /* TE, RE, UE */
+    /* FIFOEN: a 16-byte receive FIFO; what still overflows it shows as ORE. */
+    USART3_CR1 = (1u << 29) | (1u << 3) | (1u << 2) | 1u; /* FIFOEN, TE, RE, UE */
     hal_cycle_counter_init();
 }
 
@@ -160,9 +202,13 @@ void hal_putc(char c)
 int hal_getc(void)
 {
     uint32_t isr = USART3_ISR;
-    if (isr & 0xEu)                          /* ORE/NE/FE: clear; CRCs catch the damage */
-        USART3_ICR = isr & 0xEu;
-    if (!(isr & (1u << 5)))                  /* RXNE */
+    if (isr & 0x6u)                          /* NE/FE: clear; the line's CRC catches the damage */
+        USART3_ICR = isr & 0x6u;
+    if (isr & 0x8u) {                        /* ORE: bytes were lost; the app NACKs the line */
+        USART3_ICR = 0x8u;
+        return HAL_RX_LOST;
+    }
+    if (!(isr & (1u << 5)))                  /* RXNE (RXFNE with the FIFO on) */
         return -1;
     return (int)(USART3_RDR & 0xFFu);
 }
