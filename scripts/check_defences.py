@@ -144,8 +144,9 @@ def run_tests(root: Path, tests) -> tuple[bool, str, float]:
     t0 = time.monotonic()
     r = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         "-m", "", *tests], cwd=root, env=env, capture_output=True, text=True)
-    failed = [ln.split(" ", 2)[1] for ln in r.stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
-    return r.returncode == 0, " ".join(failed), time.monotonic() - t0
+    failed = [ln.split(" ", 1)[1].split(" - ")[0] for ln in r.stdout.splitlines()
+              if ln.startswith(("FAILED ", "ERROR "))]
+    return r.returncode == 0, failed, time.monotonic() - t0
 
 
 def main() -> int:
@@ -160,7 +161,8 @@ def main() -> int:
         scratch_copy(base)
         tests = sorted({t for d in chosen for t in d.tests})
         passed, failed, secs = run_tests(base, tests)
-        print(f"baseline: {len(tests)} tests {'pass' if passed else 'FAIL: ' + failed} ({secs:.0f} s)", flush=True)
+        print(f"baseline: {len(tests)} tests {'pass' if passed else 'FAIL: ' + ', '.join(failed)} "
+              f"({secs:.0f} s)", flush=True)
         if not passed:
             return 1
         for d in chosen:
@@ -171,10 +173,10 @@ def main() -> int:
             passed, failed, secs = run_tests(work, d.tests)
             caught = not passed
             ok &= caught
-            rows.append({"defence": d.name, "caught": caught, "failed_tests": failed.split(),
+            rows.append({"defence": d.name, "caught": caught, "failed_tests": failed,
                          "seconds": round(secs, 1)})
-            print(f"{'caught' if caught else 'MISSED'}  {d.name}: {failed or 'every test still passes'} "
-                  f"({secs:.0f} s)", flush=True)
+            print(f"{'caught' if caught else 'MISSED'}  {d.name}: "
+                  f"{', '.join(failed) or 'every test still passes'} ({secs:.0f} s)", flush=True)
     print(f"{sum(r['caught'] for r in rows)}/{len(rows)} removals caught")
     if args.write and not args.only:
         RESULT.write_text(json.dumps({"defences": rows, "caught": sum(r["caught"] for r in rows),

@@ -2,7 +2,9 @@
 duplicates and corrupts bytes, injects garbage, resets the board mid-
 transfer or blacks out the link. Every case must end in the correct output
 or one clear error, never a wrong number."""
+import json
 import os
+import threading
 import time
 import zlib
 
@@ -30,8 +32,24 @@ def _inputs(n, seed=1):
     return np.random.default_rng(seed).integers(-128, 128, (n, 16, 16, 3)).astype(np.int8)
 
 
-def _run_through(build, proxy_kw, n=N_IMAGES, before=None):
-    """Infer n images through a damaging proxy; return (device stats, proxy)."""
+# scripts/bench_faults.py reruns this module with other seeds and collects
+# what each case injected and got (TINYFAKE_FAULT_LOG: one JSON line per case).
+SEED = int(os.environ.get("TINYFAKE_FAULT_SEED", "0"))
+LOG = os.environ.get("TINYFAKE_FAULT_LOG")
+
+
+def _record(case, proxy, stats, results, wrong):
+    if LOG:
+        with open(LOG, "a") as f:
+            f.write(json.dumps({"case": case, "seed": SEED, "injected": sum(proxy.injected.values()),
+                                "resets": stats.resets, "results": results, "wrong": wrong}) + "\n")
+
+
+def _run_through(build, proxy_kw, n=N_IMAGES, before=None, extra=None):
+    """Infer n images through a damaging proxy (then `extra(dev)`: more
+    commands, returning (results, wrong)); return (device stats, proxy)."""
+    proxy_kw = dict(proxy_kw, seed=proxy_kw.get("seed", 0) + SEED)
+    case = os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[-1].split(" ")[0]
     with QemuSim(build.sim_elf, build.board) as sim:
         proxy = FaultProxy(sim.port, **proxy_kw)
         try:
@@ -40,10 +58,13 @@ def _run_through(build, proxy_kw, n=N_IMAGES, before=None):
                 dev.hello()
                 if before:
                     before(sim, proxy, dev)
+                wrong = 0
                 for x in _inputs(n):
-                    r = dev.infer(x)
-                    # The one thing that must never happen: a wrong number.
-                    assert r.output.tolist() == reference(x).tolist()
+                    wrong += dev.infer(x).output.tolist() != reference(x).tolist()
+                more, more_wrong = extra(dev) if extra else (0, 0)
+                _record(case, proxy, dev.stats, n + more, wrong + more_wrong)
+                # The one thing that must never happen: a wrong number.
+                assert wrong + more_wrong == 0
                 return dev.stats, proxy
         finally:
             proxy.close()
@@ -61,13 +82,49 @@ def test_everything_at_once(build):
     assert sum(proxy.injected.values()) > 3 and stats.resent > 0
 
 
-def test_garbage_resync(build):
+GARBAGE = {
+    "random": bytes(np.random.default_rng(2).integers(0, 256, 300, dtype=np.uint8)),
+    "nul_run": bytes(300),
+    "ff_run": b"\xff" * 300,
+    "over_the_line_limit": b"7" * 5000,
+    "64k_no_newline": bytes(np.random.default_rng(3).integers(0, 256, 65536, dtype=np.uint8)).replace(
+        b"\n", b"."),
+}
+
+
+@pytest.mark.parametrize("kind", GARBAGE)
+def test_garbage_resync(build, kind):
     def garbage(sim, proxy, dev):
-        noise = bytes(np.random.default_rng(2).integers(0, 256, 300, dtype=np.uint8))
+        noise = GARBAGE[kind]
         proxy.inject(noise, to_device=True)
         proxy.inject(noise + b"\n0 OK out=00*00000000\n", to_device=False)  # fake replies too
         time.sleep(0.2)
     _run_through(build, {}, before=garbage)
+
+
+@pytest.mark.parametrize("pattern, to_device", [
+    (b"*", False),        # the CRC field of every reply
+    (b"out=", False),     # the first output digit
+    (b"*", True),         # the CRC field of every command
+    (b"LOAD 0 ", True),   # the first input byte
+])
+def test_hits_aimed_at_the_fields_that_matter(build, pattern, to_device):
+    def aim(sim, proxy, dev):
+        proxy.aim(pattern, to_device=to_device)
+    stats, proxy = _run_through(build, {}, n=3, before=aim)
+    assert proxy.injected["corrupt"] >= 3 and stats.resent + stats.nacks > 0
+
+
+def _selftest_and_bench(dev):
+    x = _inputs(1, seed=9)[0]
+    b = dev.bench(x, 3)
+    return 2, int(dev.selftest().output.size != 2) + int(b["n"] != 3)
+
+
+def test_bench_and_selftest_under_damage(build):
+    stats, proxy = _run_through(build, {"corrupt": 0.001, "drop": 0.0005, "seed": 5}, n=1,
+                                extra=_selftest_and_bench)
+    assert sum(proxy.injected.values()) > 0
 
 
 def test_reset_mid_transfer(build):
@@ -76,6 +133,39 @@ def test_reset_mid_transfer(build):
         proxy.after_bytes_to_device(2 * 1100 + 400, lambda: sim.monitor("system_reset"))
     stats, _ = _run_through(build, {}, before=arm_reset)
     assert stats.resets >= 1
+
+
+@pytest.mark.parametrize("moment", [b" HELLO", b" RUN ", b" ACK*"])
+def test_reset_at_the_worst_moments(build, moment):
+    """A reset as HELLO or RUN goes to the board, or as its ACK comes back."""
+    def arm(sim, proxy, dev):
+        fired = []
+
+        def reset():
+            if len(fired) < 2:
+                fired.append(1)
+                threading.Thread(target=sim.monitor, args=("system_reset",)).start()
+        proxy.watch(moment, reset, to_device=moment != b" ACK*")
+        if moment == b" HELLO":
+            dev.reconnect()
+    stats, _ = _run_through(build, {}, n=3, before=arm)
+    assert stats.resets >= 1
+
+
+def test_boot_loop_ends_in_one_clear_error(build):
+    with QemuSim(build.sim_elf, build.board) as sim:
+        proxy = FaultProxy(sim.port)
+        try:
+            with Device(proxy.url, timeout=0.5, expected_hash=build.model.hash) as dev:
+                dev.hello()
+                # The board resets at every inference it is asked for.
+                proxy.watch(b" RUN ", lambda: sim.monitor("system_reset"), to_device=True)
+                with pytest.raises(UserError) as exc:
+                    dev.infer(_inputs(1)[0])
+                assert "did not complete" in str(exc.value) and "\n" not in str(exc.value)
+                assert dev.stats.resets >= 3
+        finally:
+            proxy.close()
 
 
 def test_dead_link_gives_one_clear_error(build):

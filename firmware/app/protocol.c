@@ -585,6 +585,7 @@ void protocol_lost(void)
 void protocol_boot(void)
 {
     session = 0;
+    memset(loaded, 0, TFK_LOAD_BYTES);     /* as after a real reset (.bss) */
     line_len = 0;
     line_overflow = line_lost = 0;
     flash_crc = flash_crc_computed();
