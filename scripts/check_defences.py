@@ -63,7 +63,7 @@ DEFENCES = [
         (PROTOCOL_C, "if (session && session != sid && nargs == 0) {", "if (0) {"),),
         (f"{PARSER}::test_one_session_at_a_time",)),
     Defence("device: a reset clears the session", (
-        (PROTOCOL_C, "    session = 0;\n    line_len = 0;", "    line_len = 0;"),),
+        (PROTOCOL_C, "    session = 0;\n    memset(loaded", "    memset(loaded"),),
         (f"{PARSER}::test_a_reset_ends_the_session",)),
     Defence("device: BENCH count cap", (
         (PROTOCOL_C, "|| n == 0 || n > TF_BENCH_MAX) {", "|| n == 0) {"),),

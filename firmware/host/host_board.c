@@ -17,7 +17,6 @@ const char tf_board_name[] = "host";
 const char tf_platform_name[] = "host";
 const uint32_t tf_board_clock_hz = 480000000u;
 char __tf_flash_used[1], __tf_ram_used[1];
-const int8_t tf_selftest_input[TFK_LOAD_BYTES] = {1, 2, 3};
 const int8_t tf_selftest_expected[MODEL_OUTPUT_BYTES] = {6, 0};
 
 static char out[1 << 20];

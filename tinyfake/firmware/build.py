@@ -25,7 +25,7 @@ from tinyfake.errors import UserError
 from tinyfake.firmware.boards import REPO_ROOT, Board, Region, load_board
 from tinyfake.firmware.linker import linker_script, sim_regions
 from tinyfake.firmware.model_header import ModelInfo, read_model_header
-from tinyfake.firmware.selftest import selftest_vectors, write_selftest_c
+from tinyfake.firmware.selftest import selftest_output, write_selftest_c
 from tinyfake.report.memory import RegionUse, region_usage
 
 FIRMWARE = REPO_ROOT / "firmware"
@@ -227,8 +227,8 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
     (obj / "tf_input.c").write_text(input_c)
     scratch_bytes = channel_scratch_bytes(rgb_size) if rgb_size else 0
     selftest_c = obj / "selftest_data.c"
-    write_selftest_c(selftest_c, *selftest_vectors(model, tflite=tflite, reference=reference,
-                                                   channels=channels))
+    write_selftest_c(selftest_c, selftest_output(model, tflite=tflite, reference=reference,
+                                                 channels=channels))
 
     cpu = _cpu_flags(board)
     runtime = REPO_ROOT / "firmware" / "runtime"
