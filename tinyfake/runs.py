@@ -5,6 +5,7 @@ every artifact can be inspected.
 """
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ class RunDir:
         return run
 
     config = property(lambda self: self.root / "config.toml")
-    model_pt = property(lambda self: self.root / "model.pt")
+    model_pt = property(lambda self: self.root / "model.pt")  # written last: the run finished
+    checkpoint = property(lambda self: self.root / "checkpoint.pt")  # while training: --resume
     metrics = property(lambda self: self.root / "metrics.json")
     onnx = property(lambda self: self.root / "model.onnx")
     tflite = property(lambda self: self.root / "model_int8.tflite")
@@ -45,11 +47,33 @@ class RunDir:
     report_json = property(lambda self: self.root / "report.json")
     report_md = property(lambda self: self.root / "report.md")
 
+    def require_trained(self) -> None:
+        """One clear line for a run that has no finished model."""
+        if self.model_pt.exists():
+            return
+        if self.checkpoint.exists():
+            raise UserError(f"{self.root} is incomplete: its training stopped before the end (it has "
+                            f"a checkpoint, no model.pt); continue it with `tinyfake train --resume {self.root}`")
+        raise UserError(f"{self.root} has no model.pt; train it with `tinyfake train`")
+
+    def begin_training(self, config: dict) -> None:
+        """A fresh training run: whatever an earlier run left here is not its result."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in (self.model_pt, self.metrics, self.checkpoint):
+            stale.unlink(missing_ok=True)
+        self.write_config(config)
+
     def read_config(self) -> dict:
         with open(self.config, "rb") as f:
             return tomllib.load(f)
 
     def write_config(self, config: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.config, "wb") as f:
-            tomli_w.dump(config, f)
+        write_atomic(self.config, tomli_w.dumps(config).encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name, then rename: a kill mid-write leaves the old file or none."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

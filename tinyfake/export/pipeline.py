@@ -27,8 +27,7 @@ def find_run(path: str | None, runs_root: Path = RUNS_ROOT) -> RunDir:
             raise UserError(f"no trained run under {runs_root}/; train one with `tinyfake train` "
                             "or give the run directory")
         run = RunDir(trained[-1].parent)
-    if not run.model_pt.exists():
-        raise UserError(f"{run.root} has no model.pt; train it with `tinyfake train`")
+    run.require_trained()
     return run
 
 

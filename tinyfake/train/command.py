@@ -46,6 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=d["workers"],
                    help=f"DataLoader processes that augment batches (0: in the training process; "
                         f"default {d['workers']}); the result does not depend on it")
+    p.add_argument("--device", default=d["device"],
+                   help="where to train: auto (default: CUDA when there is a GPU), cpu, cuda, cuda:N; "
+                        "mixed precision on CUDA. Under torchrun each process takes the GPU of its "
+                        "local rank, and --batch-size is per process")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run whose training stopped (killed, Ctrl-C) from its last "
+                        "checkpoint, to the weights an uninterrupted run reaches; takes the run's "
+                        "own options (only --device, --workers and --threads may change)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, init and batch order")
     p.add_argument("--name", help="run name (default <arch><size>_<data name>[_<method>])")
     g = p.add_argument_group("training method")
@@ -175,7 +183,8 @@ def config_from_args(args) -> dict:
                        skip_corrupt=args.skip_corrupt, detect_faces=args.detect_faces,
                        model_kwargs=model_kwargs, epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, weight_decay=args.weight_decay, patience=args.patience,
-                       augment=augment_option(args), workers=args.workers, method=args.method,
+                       augment=augment_option(args), workers=args.workers, device=args.device,
+                       method=args.method,
                        **method_tables(args))
 
 
@@ -187,7 +196,20 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def resume_config(args) -> tuple[dict, RunDir]:
+    """The stopped run's own config, with the options that do not change the result."""
+    run_dir = RunDir.existing(args.resume)
+    config = run_dir.read_config()
+    config["train"].update(device=args.device, workers=args.workers)
+    return config, run_dir
+
+
 def run(args) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    if args.resume:
+        config, run_dir = resume_config(args)
+        return report(run_dir, train(config, run_dir, threads=args.threads, resume=True))
     if args.recipe:
         apply_recipe(args)
     config = config_from_args(args)
@@ -199,9 +221,12 @@ def run(args) -> int:
     elif args.method != "supervised" and not args.name:
         name += f"_{args.method}"
     run_dir = RunDir(Path(args.runs_dir) / check_run_name(name))
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
-    m = train(config, run_dir, threads=args.threads)
+    return report(run_dir, train(config, run_dir, threads=args.threads))
+
+
+def report(run_dir: RunDir, m: dict | None) -> int:
+    if m is None:  # a torchrun rank that does not write
+        return 0
     val, test = m["val"], m["test"]
     print(f"trained {run_dir.root}: best epoch {m['best_epoch']}/{m['epochs_run']}, "
           f"{m['params']} params, {m['macs']} MACs, {m['seconds']:.0f} s")

@@ -41,6 +41,7 @@ def load_teacher(path: str, config: dict) -> tuple[nn.Module, int]:
 
 def distill_loss(teacher: nn.Module, teacher_size: int, alpha: float, label_loss: nn.Module):
     def loss(student, x, y):
+        teacher.to(x.device)  # where the student trains (a no-op after the first step)
         with torch.no_grad():
             xt = x if x.shape[-1] == teacher_size else F.interpolate(
                 x, size=(teacher_size, teacher_size), mode="bilinear", align_corners=False)
@@ -59,7 +60,7 @@ def train_distill(config: dict, run, splits, model: nn.Module, rng, progress=Non
     teacher, tsize = load_teacher(d["teacher"], config)
     start = time.time()
     out = fit(model, splits, t, distill_loss(teacher, tsize, alpha, balanced_bce(splits.train.y)),
-              epochs=int(t["epochs"]), lr=t["lr"], rng=rng, progress=progress)
+              epochs=int(t["epochs"]), lr=t["lr"], rng=rng, progress=progress, checkpoint=run.checkpoint)
     from tinyfake.metrics import binary_metrics
     teacher_test = binary_metrics(splits.test.y, _teacher_scores(teacher, tsize, splits.test.x)) \
         if len(splits.test) else None

@@ -13,8 +13,6 @@ evaluated on exactly the split of the float model they start from.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
@@ -70,9 +68,11 @@ def with_init_data(config: dict) -> dict:
     return {**config, "data": dict(iconf["data"]), "model": dict(iconf["model"])}
 
 
-def train_with_method(config: dict, run, *, threads: int | None = None, progress: bool | None = None) -> dict:
-    """Train per `config["train"]["method"]`; writes the same run files as supervised training."""
-    from tinyfake.train.supervised import _check_splits, load_trained, model_from_config, splits_from_config
+def train_with_method(config: dict, run, *, progress: bool | None = None, resume: bool = False) -> dict | None:
+    """Train per `config["train"]["method"]`; writes the same run files as supervised
+    training (called by tinyfake.train.train, which sets up threads and ranks)."""
+    from tinyfake.train.supervised import (_check_splits, begin_training, load_trained, model_from_config,
+                                           splits_from_config)
 
     t = config["train"]
     method = t["method"]
@@ -81,7 +81,6 @@ def train_with_method(config: dict, run, *, threads: int | None = None, progress
     config = {**config, "train": method_options(t)}
     if method in ("prune", "qat"):
         config = with_init_data(config)
-    torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
     torch.manual_seed(t["seed"])
     rng = np.random.default_rng(t["seed"])
     splits = splits_from_config(config, trained=method in ("prune", "qat"))  # their data: the --init run's
@@ -91,6 +90,7 @@ def train_with_method(config: dict, run, *, threads: int | None = None, progress
         model, _ = load_trained(RunDir.existing(config["train"][method]["init"]))
     else:
         model = model_from_config(config)
+    begin_training(run, config, resume)  # after --init's model is read: it may be this run
 
     if method in ("simclr", "simclr-finetune"):
         from tinyfake.train.simclr import train_simclr

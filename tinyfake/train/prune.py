@@ -141,7 +141,7 @@ def train_prune(config: dict, run, splits, model: nn.Module, rng, progress=None)
 
     def finetune(m, step):
         out = fit(m, splits, t, loss, epochs=int(p["finetune_epochs"]), lr=p["finetune_lr"], rng=rng,
-                  progress=progress, label=f"prune {step}: ")
+                  progress=progress, label=f"prune {step}: ", checkpoint=run.checkpoint)
         history.extend(out["history"])
         best[0] = out["best_epoch"]
 

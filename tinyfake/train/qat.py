@@ -171,7 +171,8 @@ def train_qat(config: dict, run, splits, model: nn.Module, rng, progress=None) -
     model.eval = eval_frozen
     out = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(q["epochs"]), lr=q["lr"],
               rng=rng, params=[p for p in model.parameters() if p.requires_grad],
-              set_train_mode=_qat_train_mode(qat), progress=progress, label="qat: ")
+              set_train_mode=_qat_train_mode(qat), progress=progress, label="qat: ",
+              checkpoint=run.checkpoint)
     del model.eval
     from tinyfake.train.loop import balanced_bce
     from tinyfake.train.supervised import _evaluate

@@ -137,14 +137,15 @@ def train_simclr(config: dict, run, splits, model: nn.Module, rng, progress=None
         p.requires_grad_(False)
     probe = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(s["probe_epochs"]),
                 lr=s["probe_lr"], rng=rng, params=model.fc.parameters(), set_train_mode=_frozen_backbone,
-                progress=progress, label="probe: ")
+                progress=progress, label="probe: ", checkpoint=run.checkpoint)
     history += probe["history"]
     best_epoch, probe_auc = probe["best_epoch"], probe["best_val_auc"]
     for p in model.backbone.parameters():
         p.requires_grad_(True)
     if t["method"] == "simclr-finetune":
         tune = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(s["finetune_epochs"]),
-                   lr=s["finetune_lr"], rng=rng, progress=progress, label="finetune: ")
+                   lr=s["finetune_lr"], rng=rng, progress=progress, label="finetune: ",
+                   checkpoint=run.checkpoint)
         history += tune["history"]
         best_epoch = tune["best_epoch"]
     return save_run(run, config, model, splits, history, best_epoch, start,

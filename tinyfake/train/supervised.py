@@ -26,8 +26,11 @@ from tinyfake.runs import RunDir
 # augment: a policy of tinyfake.data.augment (older runs hold a bool);
 # workers: DataLoader processes that augment batches (0 = in the training
 # process), which does not change the result.
+# device: auto (CUDA when there is one), cpu, cuda, cuda:N; like workers, it
+# does not change what is trained (to float rounding). batch_size is per
+# process: a torchrun job of N processes trains with global batch N x it.
 TRAIN_DEFAULTS = dict(epochs=60, batch_size=16, lr=5e-3, weight_decay=1e-2, patience=20,
-                      seed=0, augment="mild", workers=0, method="supervised")
+                      seed=0, augment="mild", workers=0, device="auto", method="supervised")
 # --method values; all but supervised live in tinyfake.train.methods and keep
 # their options in a [train.<group>] table (simclr, distill, prune, qat).
 METHODS = ("supervised", "simclr", "simclr-finetune", "distill", "prune", "qat")
@@ -57,6 +60,8 @@ def check_train_options(t: dict, size: int, model_kwargs: dict) -> None:
     need(t["lr"] > 0 and math.isfinite(t["lr"]), "--lr must be a positive number", t["lr"])
     need(t["weight_decay"] >= 0, "--weight-decay must be >= 0", t["weight_decay"])
     need(integer(t["workers"]) and t["workers"] >= 0, "--workers must be an integer >= 0", t["workers"])
+    from tinyfake.train.distributed import resolve_device
+    resolve_device(t["device"])  # raises on a device this machine does not have
     policy_name(t["augment"])  # raises on an unknown policy
     if "alpha" in model_kwargs:  # PhiNet's width: 0 leaves a net of a few hundred weights
         a = model_kwargs["alpha"]
@@ -113,8 +118,7 @@ def load_trained(run) -> tuple[nn.Module, dict]:
     """(model in eval mode with the trained weights, config) of a run directory."""
     run = run if isinstance(run, RunDir) else RunDir.existing(run)
     config = run.read_config()
-    if not run.model_pt.exists():
-        raise UserError(f"{run.root} has no model.pt; train it with `tinyfake train`")
+    run.require_trained()
     model = model_from_config(config)
     try:
         state = torch.load(run.model_pt, map_location="cpu", weights_only=True)
@@ -132,9 +136,10 @@ def load_trained(run) -> tuple[nn.Module, dict]:
 
 @torch.no_grad()
 def predict(model: nn.Module, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """P(fake) for uint8 NHWC images (model switched to eval mode)."""
+    """P(fake) for uint8 NHWC images (model switched to eval mode), on the model's device."""
     model.eval()
-    out = [torch.sigmoid(model(torch.from_numpy(to_float_nchw(x_uint8[i:i + batch_size]))))
+    device = next(model.parameters()).device
+    out = [torch.sigmoid(model(torch.from_numpy(to_float_nchw(x_uint8[i:i + batch_size])).to(device))).float().cpu()
            for i in range(0, len(x_uint8), batch_size)]
     return torch.cat(out).numpy().ravel() if out else np.zeros(0, np.float32)
 
@@ -161,9 +166,14 @@ def _json_safe(obj):
     return obj
 
 
-def _evaluate(model, part, loss_fn, interval: bool = False) -> dict:
-    """Metrics and loss on one split; with `interval`, the AUC's 95% group-bootstrap interval."""
-    scores = predict(model, part.x)
+def _evaluate(model, part, loss_fn, interval: bool = False, ranks=None) -> dict:
+    """Metrics and loss on one split; with `interval`, the AUC's 95% group-bootstrap
+    interval. With `ranks` (a torchrun job), each rank scores its shard."""
+    if ranks is None or ranks.world == 1:
+        scores = predict(model, part.x)
+    else:
+        from tinyfake.train.distributed import all_gather_shards
+        scores = all_gather_shards(predict(model, ranks.shard(part.x)), ranks, len(part.x))
     s = torch.from_numpy(np.clip(scores, 1e-7, 1 - 1e-7))
     loss = float(nn.functional.binary_cross_entropy(s, torch.from_numpy(part.y).float()))
     out = {**binary_metrics(part.y, scores), "loss": loss}
@@ -172,25 +182,58 @@ def _evaluate(model, part, loss_fn, interval: bool = False) -> dict:
     return out
 
 
-def train(config: dict, run_dir, *, threads: int | None = None, progress: bool | None = None) -> dict:
+def begin_training(run: RunDir, config: dict, resume: bool) -> None:
+    """Once the data has loaded (a bad --data must not cost an earlier run its
+    model): a fresh run clears what an earlier one left; every rank then
+    starts together, none looking for a checkpoint before rank 0 cleared it."""
+    from tinyfake.train.distributed import current_ranks
+
+    ranks = current_ranks()
+    if ranks.main and not resume:
+        run.begin_training(config)
+    if ranks.world > 1:
+        torch.distributed.barrier()
+
+
+# Methods whose training `--resume` continues: one fit() stage. simclr
+# (pre-training, probe, fine-tuning) and prune (steps that reshape the net)
+# start again from the beginning.
+RESUMABLE = ("supervised", "distill", "qat")
+
+
+def train(config: dict, run_dir, *, threads: int | None = None, progress: bool | None = None,
+          resume: bool = False) -> dict | None:
     """Train per `config`, write config.toml, model.pt, metrics.json into
-    `run_dir` (RunDir or path) and return the metrics dict."""
+    `run_dir` (RunDir or path) and return the metrics dict (None on the
+    ranks of a torchrun job that do not write). `resume`: continue the run's
+    checkpoint.pt (tinyfake.train.loop.fit)."""
+    from tinyfake.train.distributed import job
+
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     t = config["train"]
-    if t.get("method", "supervised") != "supervised":
-        from tinyfake.train.methods import train_with_method
-        return train_with_method(config, run, threads=threads, progress=progress)
-    torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
-    torch.manual_seed(t["seed"])
-    rng = np.random.default_rng(t["seed"])
+    method = t.get("method", "supervised")
+    if resume and method not in RESUMABLE:
+        raise UserError(f"--resume continues {', '.join(RESUMABLE)} runs; a {method} run "
+                        "starts again: train it without --resume")
+    if resume and not run.checkpoint.exists():
+        raise UserError(f"{run.root} has no checkpoint.pt to resume from"
+                        + (" (it finished: model.pt is there)" if run.model_pt.exists() else ""))
+    with job(t.get("device", "auto")) as (ranks, _):
+        torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 1) // ranks.local_world)))
+        if method != "supervised":
+            from tinyfake.train.methods import train_with_method
+            return train_with_method(config, run, progress=progress, resume=resume)
+        torch.manual_seed(t["seed"])
+        rng = np.random.default_rng(t["seed"])
 
-    from tinyfake.train.loop import fit, save_run, supervised_loss
+        from tinyfake.train.loop import fit, save_run, supervised_loss
 
-    splits = splits_from_config(config, trained=False)
-    _check_splits(splits)
-    model = model_from_config(config)
-    start = time.time()
-    # Class-balanced loss: each class weighs the same whatever the counts.
-    result = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(t["epochs"]),
-                 lr=t["lr"], rng=rng, progress=progress)
-    return save_run(run, config, model, splits, result["history"], result["best_epoch"], start)
+        splits = splits_from_config(config, trained=False)
+        _check_splits(splits)
+        begin_training(run, config, resume)
+        model = model_from_config(config)
+        start = time.time()
+        # Class-balanced loss: each class weighs the same whatever the counts.
+        result = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(t["epochs"]),
+                     lr=t["lr"], rng=rng, progress=progress, checkpoint=run.checkpoint)
+        return save_run(run, config, model, splits, result["history"], result["best_epoch"], start)
