@@ -13,6 +13,7 @@ from tinyfake.errors import UserError
 
 # command name -> module implementing it
 COMMANDS = {
+    "prepare": "tinyfake.data.prepare",
     "train": "tinyfake.train.command",
     "models": "tinyfake.models.command",
     "export": "tinyfake.export.command",

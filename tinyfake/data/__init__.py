@@ -19,7 +19,8 @@ def load_dataset(source: str | None, size: int, *, skip_corrupt=False,
     """Load faces at size x size. `source`: None or "default" (the embedded demo
     set), a folder with `real/` and `fake/`, a research dataset's tree
     (FaceForensics++, Celeb-DF, DFDC, CIFAKE, TrueFace, DFFD: recognized, or
-    named by `layout`; see `tinyfake.data.layouts`), or an `.npz` file."""
+    named by `layout`; see `tinyfake.data.layouts`), a folder of shards that
+    `tinyfake prepare` wrote (tinyfake.data.shards), or an `.npz` file."""
     from tinyfake.data import layouts, loaders
 
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 8:
@@ -33,7 +34,10 @@ def load_dataset(source: str | None, size: int, *, skip_corrupt=False,
     if not path.exists():
         raise UserError(f"dataset {source} does not exist; give a folder with real/ and fake/, "
                         "an .npz file, or leave --data out for the embedded demo set")
-    if path.is_dir() and (layout or layouts.detect_layout(path)):
+    from tinyfake.data import shards
+    if path.is_dir() and shards.is_prepared(path):  # `tinyfake prepare`'s output
+        ds = shards.load_prepared(path, size)
+    elif path.is_dir() and (layout or layouts.detect_layout(path)):
         ds = layouts.load_layout(path, size, layout, skip_corrupt=skip_corrupt, detect_faces=detect_faces)
     elif path.is_dir():
         ds = loaders.load_folder(path, size, skip_corrupt=skip_corrupt, detect_faces=detect_faces)

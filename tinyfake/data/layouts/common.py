@@ -63,6 +63,13 @@ def _video_faces(path: Path, size: int, frames: int) -> tuple[np.ndarray, list[i
     if cached.exists():
         with np.load(cached) as f:
             return f["x"], f["index"].tolist()
+    x, index = video_face_crops(path, size, frames)
+    _save_atomic(cached, x=x, index=np.array(index, np.int64))
+    return x, index
+
+
+def video_face_crops(path: Path, size: int, frames: int) -> tuple[np.ndarray, list[int]]:
+    """(crops, frame indices) of the largest face in `frames` evenly spaced frames, uncached."""
     info = video_info(path)
     crops, index = [], []
     for i, rgb in read_sampled(path, sample_indices(info.frame_count, frames=frames)):
@@ -71,7 +78,6 @@ def _video_faces(path: Path, size: int, frames: int) -> tuple[np.ndarray, list[i
             crops.append(crop)
             index.append(i)
     x = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
-    _save_atomic(cached, x=x, index=np.array(index, np.int64))
     return x, index
 
 
