@@ -95,7 +95,13 @@ class SimCLRNet(nn.Module):
 
 def pretrain(model: nn.Module, images: np.ndarray, s: dict, rng: np.random.Generator,
              progress: bool | None = None) -> list[dict]:
-    """SimCLR pre-training of model.backbone on unlabelled uint8 NHWC `images`."""
+    """SimCLR pre-training of model.backbone on unlabelled uint8 NHWC `images`.
+    On the CPU and in one process: under torchrun every rank runs the same
+    pre-training (same seed, same weights) and only rank 0 reports; the probe
+    and fine-tuning that follow are data-parallel (loop.fit)."""
+    from tinyfake.train.distributed import current_ranks
+
+    main = current_ranks().main
     net = SimCLRNet(model, int(s["proj_dim"]))
     params = list(model.backbone.parameters()) + list(net.head.parameters())
     epochs, bs = int(s["pretrain_epochs"]), int(s["pretrain_batch_size"])
@@ -107,7 +113,7 @@ def pretrain(model: nn.Module, images: np.ndarray, s: dict, rng: np.random.Gener
         net.train()
         losses = []
         for idx in tqdm(batches(len(images), bs, rng), desc=f"simclr epoch {epoch}/{epochs}", leave=False,
-                        disable=None if progress is None else not progress):
+                        disable=not main or (None if progress is None else not progress)):
             x = images[idx]
             v1 = torch.from_numpy(to_float_nchw(simclr_views(x, rng)))
             v2 = torch.from_numpy(to_float_nchw(simclr_views(x, rng)))
@@ -119,7 +125,8 @@ def pretrain(model: nn.Module, images: np.ndarray, s: dict, rng: np.random.Gener
             losses.append(loss.item())
         history.append(dict(epoch=epoch, stage="simclr", train_loss=float(np.mean(losses)),
                             lr=opt.param_groups[0]["lr"], seconds=round(time.time() - start, 1)))
-        tqdm.write(f"simclr epoch {epoch:3d}  nt-xent {history[-1]['train_loss']:.4f}")
+        if main:
+            tqdm.write(f"simclr epoch {epoch:3d}  nt-xent {history[-1]['train_loss']:.4f}")
     return history
 
 
