@@ -5,7 +5,6 @@ every artifact can be inspected.
 """
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import tomli_w
 
 from tinyfake.errors import UserError
+from tinyfake.files import write_atomic
 
 RUNS_ROOT = Path("runs")
 
@@ -71,9 +71,3 @@ class RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config, tomli_w.dumps(config).encode())
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name, then rename: a kill mid-write leaves the old file or none."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

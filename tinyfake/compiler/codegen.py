@@ -8,6 +8,7 @@ import numpy as np
 from tinyfake.compiler.graph import RUNTIME_SOURCES, Const, Lowered, Step
 from tinyfake.compiler.planner import Plan
 from tinyfake.compiler.reader import Model
+from tinyfake.files import write_atomic
 
 RUNTIME_HEADER_DIR = "firmware/runtime"
 
@@ -89,7 +90,7 @@ int model_invoke(const int8_t *input, int8_t *output);
 
 #endif /* MODEL_H */
 """
-    (out_dir / "model.h").write_text(h)
+    write_atomic(out_dir / "model.h", h)
 
     decls: list[str] = []
     body: list[str] = []
@@ -125,8 +126,8 @@ int model_invoke(const int8_t *input, int8_t *output) {{
 {"".join(body)}  return 0;
 }}
 """
-    (out_dir / "model.c").write_text(c)
-    (out_dir / "sources.txt").write_text("".join(src + "\n" for src in sources))
+    write_atomic(out_dir / "model.c", c)
+    write_atomic(out_dir / "sources.txt", "".join(src + "\n" for src in sources))
     return sources
 
 

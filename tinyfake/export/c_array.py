@@ -9,6 +9,8 @@ import hashlib
 import re
 from pathlib import Path
 
+from tinyfake.files import write_atomic
+
 ARRAY_NAME = "g_model_data"
 LEN_NAME = "g_model_data_len"
 BYTES_PER_LINE = 12
@@ -41,8 +43,8 @@ def c_array_source(data: bytes, header_name: str = "model_data.h") -> tuple[str,
 
 def write_c_array(tflite_path: str | Path, cc_path: str | Path, h_path: str | Path) -> None:
     source, header = c_array_source(Path(tflite_path).read_bytes(), Path(h_path).name)
-    Path(cc_path).write_text(source)
-    Path(h_path).write_text(header)
+    write_atomic(cc_path, source)
+    write_atomic(h_path, header)
 
 
 def parse_c_array(source: str) -> bytes:

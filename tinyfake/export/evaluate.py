@@ -16,6 +16,7 @@ from tinyfake.data.channels import model_images
 from tinyfake.errors import UserError
 from tinyfake.export.tflite_int8 import dequantize, io_quant, op_names, tflite_int8_outputs
 from tinyfake.export.tflm import first_divergent_op, tflm_arena_usage, tflm_outputs
+from tinyfake.files import write_atomic
 from tinyfake.metrics import auc_interval, binary_metrics, per_category_metrics
 from tinyfake.runs import RunDir
 
@@ -113,7 +114,7 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
     if (ds.category != "").any():  # per manipulation method / platform (tinyfake.data.layouts)
         result["per_category"] = {way: per_category_metrics(ds.y, s, ds.category) for way, s in scores.items()}
     path = eval_json_path(run, data)
-    path.write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+    write_atomic(path, json.dumps(_json_safe(result), indent=2) + "\n")
     # Per-image scores beside it, for ROC plots (tinyfake.report.plots).
     np.savez(scores_path(path), y=ds.y, **scores)
     result["path"] = str(path)

@@ -12,6 +12,7 @@ from tinyfake.export.c_array import write_c_array
 from tinyfake.export.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
 from tinyfake.export.tflite_int8 import convert_int8
 from tinyfake.export.tflm import tflm_outputs
+from tinyfake.files import write_atomic
 from tinyfake.runs import RUNS_ROOT, RunDir
 
 DEFAULT_CALIB_IMAGES = 300
@@ -58,7 +59,7 @@ def export_run(run: RunDir, calib_images: int = DEFAULT_CALIB_IMAGES,
     if is_binary(model):
         # tinyfake writes a binary net's int8 form itself (binary_tflite), no ONNX
         run.onnx.unlink(missing_ok=True)
-        run.tflite.write_bytes(binary_tflite(model, calib))
+        write_atomic(run.tflite, binary_tflite(model, calib))
     else:
         export_onnx(model, size, run.onnx, opset)
         convert_int8(run.onnx, calib, run.tflite)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyfake.errors import UserError
+from tinyfake.files import write_atomic
 
 # onnx2tf feeds this file through the ONNX model as a smoke test whenever the
 # input looks like an RGB image, and downloads it when it is not in the
@@ -179,7 +179,7 @@ def convert_int8(onnx_path: str | Path, calib_nhwc: np.ndarray, out_path: str | 
         if not produced.exists():
             raise UserError(f"onnx2tf produced no int8 model: {_onnx2tf_gist(log)}")
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(produced, out_path)
+        write_atomic(out_path, produced.read_bytes())
     check_int8_tflm(out_path)
     return out_path
 

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from tinyfake.files import write_atomic
+
 
 def _json_safe(obj):
     if isinstance(obj, dict):
@@ -105,5 +107,5 @@ def report_markdown(report: dict) -> str:
 
 def write_report(report: dict, json_path: Path, md_path: Path) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
-    md_path.write_text(report_markdown(report))
+    write_atomic(json_path, json.dumps(_json_safe(report), indent=2) + "\n")
+    write_atomic(md_path, report_markdown(report))

@@ -24,7 +24,7 @@ from tinyfake.data.augment import augment_policy, policy_name
 from tinyfake.data.tensors import to_float_nchw
 from tinyfake.errors import UserError
 from tinyfake.models import count_macs_params
-from tinyfake.runs import write_atomic
+from tinyfake.files import write_atomic
 from tinyfake.train.distributed import (Ranks, autocast, current_ranks, grad_scaler, resolve_device,
                                         global_batch_layers)
 from tinyfake.train.supervised import _evaluate, _json_safe
