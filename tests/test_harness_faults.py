@@ -152,6 +152,41 @@ def test_reset_at_the_worst_moments(build, moment):
     assert stats.resets >= 1
 
 
+def test_lost_acks(build):
+    """The board's ACK of RUN never arrives (every other time): the final
+    reply still answers the request, or the host asks again."""
+    lost = []
+
+    def lose_acks(sim, proxy, dev):
+        def reshape(line):
+            if b" ACK*" in line and len(lost) % 2 == 0:
+                lost.append(line)
+                return []
+            if b" ACK*" in line:
+                lost.append(None)
+            return [(line, 0)]
+        proxy.reshape_replies(reshape)
+    _run_through(build, {}, n=4, before=lose_acks)
+    assert sum(1 for x in lost if x) >= 2
+
+
+@pytest.mark.parametrize("wait", [0.05, 0.8])  # within, and past, the host's 0.5 s read timeout
+def test_replies_split_across_a_timeout(build, wait):
+    """Replies arrive in two writes with a pause between: the host never
+    takes half a line for a whole one."""
+    split = []
+
+    def split_replies(sim, proxy, dev):
+        def reshape(line):
+            if b" OK out=" in line and len(split) < 3:
+                split.append(line)
+                return [(line[:len(line) // 2], wait), (line[len(line) // 2:], 0)]
+            return [(line, 0)]
+        proxy.reshape_replies(reshape)
+    _run_through(build, {}, n=4, before=split_replies)
+    assert len(split) == 3
+
+
 def test_boot_loop_ends_in_one_clear_error(build):
     with QemuSim(build.sim_elf, build.board) as sim:
         proxy = FaultProxy(sim.port)
