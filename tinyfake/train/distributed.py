@@ -109,6 +109,52 @@ class _SumOverRanks(torch.autograd.Function):
         return grad
 
 
+class _GatherShards(torch.autograd.Function):
+    """The global batch's rows from every rank's interleaved shard (Ranks.shard),
+    in their original order; the gradient of a loss every rank computes in
+    full goes back, summed over ranks, to the rank that holds each row."""
+
+    @staticmethod
+    def forward(ctx, x, n: int):
+        world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+        m = -(-n // world)  # rows per rank, padded
+        ctx.n, ctx.m, ctx.rank, ctx.rows = n, m, rank, x.shape[0]
+        padded = torch.zeros((m, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        padded[:x.shape[0]] = x
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        torch.distributed.all_gather(parts, padded)
+        return torch.stack(parts, 1).reshape(m * world, *x.shape[1:])[:n]
+
+    @staticmethod
+    def backward(ctx, grad):
+        world = torch.distributed.get_world_size()
+        full = torch.zeros((ctx.m * world, *grad.shape[1:]), dtype=grad.dtype, device=grad.device)
+        full[:ctx.n] = grad
+        full = full.reshape(ctx.m, world, *grad.shape[1:]).transpose(0, 1).contiguous()
+        torch.distributed.all_reduce(full)
+        return full[ctx.rank, :ctx.rows], None
+
+
+def gather_shards(x: torch.Tensor, n: int, ranks: Ranks) -> torch.Tensor:
+    """The (n, ...) global batch from this rank's shard `x` (identity in one process)."""
+    return x if ranks.world == 1 else _GatherShards.apply(x, n)
+
+
+def average_gradients(params, ranks: Ranks) -> None:
+    """What DistributedDataParallel does after backward, for a loop that cannot
+    use it (two forward passes per step): every gradient averaged over ranks."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if ranks.world == 1 or not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= ranks.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 class GlobalBatch:
     """The size of the global batch the running step's shards come from
     (set by the training loop before each step)."""

@@ -94,39 +94,53 @@ class SimCLRNet(nn.Module):
 
 
 def pretrain(model: nn.Module, images: np.ndarray, s: dict, rng: np.random.Generator,
-             progress: bool | None = None) -> list[dict]:
+             progress: bool | None = None, device_option: str = "auto") -> list[dict]:
     """SimCLR pre-training of model.backbone on unlabelled uint8 NHWC `images`.
-    On the CPU and in one process: under torchrun every rank runs the same
-    pre-training (same seed, same weights) and only rank 0 reports; the probe
-    and fine-tuning that follow are data-parallel (loop.fit)."""
-    from tinyfake.train.distributed import current_ranks
 
-    main = current_ranks().main
-    net = SimCLRNet(model, int(s["proj_dim"]))
+    Under torchrun, data-parallel like loop.fit: `pretrain_batch_size` per
+    rank, every rank makes both views of the whole global batch (the same
+    augmentation as one process) and keeps its shard, BatchNorm and dropout
+    act on the global batch, the embeddings are gathered so that NT-Xent sees
+    every negative of the global batch, and gradients are averaged."""
+    from tinyfake.train.distributed import (average_gradients, current_ranks, gather_shards,
+                                            global_batch_layers, resolve_device)
+
+    ranks = current_ranks()
+    device = resolve_device(device_option, ranks.local_rank)
+    net = SimCLRNet(model, int(s["proj_dim"])).to(device)
     params = list(model.backbone.parameters()) + list(net.head.parameters())
-    epochs, bs = int(s["pretrain_epochs"]), int(s["pretrain_batch_size"])
+    epochs, bs = int(s["pretrain_epochs"]), int(s["pretrain_batch_size"]) * ranks.world
     opt = torch.optim.AdamW(params, lr=s["pretrain_lr"], weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, T_max=max(1, math.ceil(len(images) / bs)) * max(1, epochs))
     history, start = [], time.time()
-    for epoch in range(1, epochs + 1):
-        net.train()
-        losses = []
-        for idx in tqdm(batches(len(images), bs, rng), desc=f"simclr epoch {epoch}/{epochs}", leave=False,
-                        disable=not main or (None if progress is None else not progress)):
-            x = images[idx]
-            v1 = torch.from_numpy(to_float_nchw(simclr_views(x, rng)))
-            v2 = torch.from_numpy(to_float_nchw(simclr_views(x, rng)))
-            loss = nt_xent(net(v1), net(v2), s["temperature"])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        history.append(dict(epoch=epoch, stage="simclr", train_loss=float(np.mean(losses)),
-                            lr=opt.param_groups[0]["lr"], seconds=round(time.time() - start, 1)))
-        if main:
-            tqdm.write(f"simclr epoch {epoch:3d}  nt-xent {history[-1]['train_loss']:.4f}")
+
+    def views(x):
+        return torch.from_numpy(to_float_nchw(ranks.shard(simclr_views(x, rng)))).to(device)
+
+    with global_batch_layers(net, ranks) as global_batch:
+        for epoch in range(1, epochs + 1):
+            net.train()
+            losses = []
+            for idx in tqdm(batches(len(images), bs, rng, min_last=2 * ranks.world),
+                            desc=f"simclr epoch {epoch}/{epochs}", leave=False,
+                            disable=not ranks.main or (None if progress is None else not progress)):
+                x = images[idx]
+                v1, v2 = views(x), views(x)
+                global_batch.size = len(idx)
+                z1, z2 = (gather_shards(net(v), len(idx), ranks) for v in (v1, v2))
+                loss = nt_xent(z1, z2, s["temperature"])
+                opt.zero_grad()
+                loss.backward()
+                average_gradients(params, ranks)
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+            history.append(dict(epoch=epoch, stage="simclr", train_loss=float(np.mean(losses)),
+                                lr=opt.param_groups[0]["lr"], seconds=round(time.time() - start, 1)))
+            if ranks.main:
+                tqdm.write(f"simclr epoch {epoch:3d}  nt-xent {history[-1]['train_loss']:.4f}")
+    model.to("cpu")
     return history
 
 
@@ -138,7 +152,7 @@ def train_simclr(config: dict, run, splits, model: nn.Module, rng, progress=None
     t = config["train"]
     s = t["simclr"]
     start = time.time()
-    history = pretrain(model, splits.train.x, s, rng, progress)
+    history = pretrain(model, splits.train.x, s, rng, progress, t.get("device", "auto"))
 
     for p in model.backbone.parameters():
         p.requires_grad_(False)
