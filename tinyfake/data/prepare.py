@@ -13,7 +13,6 @@ missing.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -24,7 +23,6 @@ from tqdm import tqdm
 from tinyfake.errors import UserError
 
 HELP = "crop the faces of a video dataset once, in parallel, into WebDataset shards for training"
-log = logging.getLogger(__name__)
 
 VIDEOS_PER_SHARD = 64
 DEFAULT_SIZE = 128  # stored crops; training resizes them down to its --size
