@@ -70,4 +70,3 @@ class RunDir:
     def write_config(self, config: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config, tomli_w.dumps(config).encode())
-

@@ -154,9 +154,9 @@ def summarize(out: Path, plan: dict, done: dict[int, dict]) -> dict:
     print(f"prepared {out}: {summary['faces']} faces from {summary['videos']} videos in "
           f"{summary['shards']} shards ({plan['layout']}, {plan['size']} px, "
           f"{plan['frames_per_video']} frames per video)")
-    for what in ("no_face", "unreadable"):
+    for what, why in (("no_face", "with no face in their sampled frames"), ("unreadable", "unreadable")):
         if summary[what]:
-            print(f"  {len(summary[what])} videos {'with no face in their sampled frames' if what == 'no_face' else 'unreadable'}: "
+            print(f"  {len(summary[what])} videos {why}: "
                   f"{', '.join(summary[what][:5])}{' ...' if len(summary[what]) > 5 else ''}")
     return summary
 

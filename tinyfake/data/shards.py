@@ -18,8 +18,8 @@ reader everywhere.
 """
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from tinyfake.errors import UserError
+from tinyfake.files import write_atomic
 
 FORMAT = "tinyfake-webdataset-faces"
 VERSION = 1
@@ -53,32 +54,25 @@ class Face:
 
 
 def write_shard(root: Path, index: int, faces: list[Face], summary: dict) -> None:
-    """The shard's tar, then its summary (the done marker); each under a
-    temporary name first, so a kill leaves either a whole shard or none."""
+    """The shard's tar, then its summary (the done marker), each written
+    atomically: a kill leaves either a whole shard or none."""
     import webdataset as wds
 
     name = shard_name(index)
-    tmp = root / f".{name}.tar.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        with wds.TarWriter(f, encoder=False, mtime=0) as sink:
-            for face in faces:
-                ok, png = cv2.imencode(".png", cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
-                assert ok
-                meta = dict(label=face.label, group=face.group, category=face.category,
-                            video=face.video, frame=face.frame)
-                sink.write({"__key__": face.key, "png": png.tobytes(), "json": json.dumps(meta).encode()})
-    os.replace(tmp, root / f"{name}.tar")
-    _write_json(root / f"{name}.json", summary)
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    tar = io.BytesIO()
+    with wds.TarWriter(tar, encoder=False, mtime=0) as sink:
+        for face in faces:
+            ok, png = cv2.imencode(".png", cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
+            assert ok
+            meta = dict(label=face.label, group=face.group, category=face.category,
+                        video=face.video, frame=face.frame)
+            sink.write({"__key__": face.key, "png": png.tobytes(), "json": json.dumps(meta).encode()})
+    write_atomic(root / f"{name}.tar", tar.getvalue())
+    write_atomic(root / f"{name}.json", json.dumps(summary, indent=1))
 
 
 def write_plan(root: Path, plan: dict) -> None:
-    _write_json(root / PLAN, {"format": FORMAT, "version": VERSION, **plan})
+    write_atomic(root / PLAN, json.dumps({"format": FORMAT, "version": VERSION, **plan}, indent=1))
 
 
 def read_plan(root: Path) -> dict:

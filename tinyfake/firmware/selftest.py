@@ -31,7 +31,8 @@ def selftest_output(info: ModelInfo, tflite: Path | None = None,
                     channels: str = "rgb") -> np.ndarray:
     """The int8 output for the self-test input (the LCG bytes the board
     loads itself) from the TFLite Micro wheel on `tflite`, or from
-    `reference(model input)` (tests with hand-written models). rgb: the LCG bytes are the int8 model input.
+    `reference(model input)` (tests with hand-written models). rgb: the LCG
+    bytes are the int8 model input.
     rgb+fft+lbp: they are an n x n RGB face (uint8 view) that the board turns
     into R, G, B, FFT, LBP; the host does the same (model_images)."""
     from tinyfake.firmware.model_header import check_channel_model

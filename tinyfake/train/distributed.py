@@ -76,18 +76,19 @@ def current_ranks() -> Ranks:
 @contextmanager
 def job(device_option: str):
     """The process group for the life of one `tinyfake train` when torchrun
-    started it (WORLD_SIZE > 1); yields (Ranks, device)."""
+    started it (WORLD_SIZE > 1): NCCL when the ranks train on CUDA, else
+    gloo. Yields the Ranks."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = resolve_device(device_option, local_rank)
     if world <= 1 or torch.distributed.is_initialized():
-        yield current_ranks(), device
+        yield current_ranks()
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        yield current_ranks(), device
+        yield current_ranks()
     finally:
         torch.distributed.destroy_process_group()
 
@@ -237,21 +238,6 @@ def global_batch_layers(model: nn.Module, ranks: Ranks):
         for m, cls in swapped:
             m.__class__ = cls
             del m.global_batch
-
-
-def all_gather_shards(part: "torch.Tensor | object", ranks: Ranks, n: int):
-    """Reassemble a per-rank result of `Ranks.shard` (a 1-d numpy array) in the
-    original order of its `n` items."""
-    import numpy as np
-
-    if ranks.world == 1:
-        return part
-    parts = [None] * ranks.world
-    torch.distributed.all_gather_object(parts, part)
-    out = np.empty(n, dtype=parts[0].dtype)
-    for r, p in enumerate(parts):
-        out[r::ranks.world] = p
-    return out
 
 
 def autocast(device: torch.device):

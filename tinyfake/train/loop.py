@@ -171,7 +171,7 @@ def fit(model: nn.Module, splits, t: dict, batch_loss: BatchLoss, *, epochs: int
                            f"val loss {val['loss']:.4f}  val auc {val['auc']:.4f}{'  *' if improved else ''}")
                 if checkpoint is not None:
                     write_atomic(checkpoint, _torch_bytes(dict(
-                        stage=stage, epoch=epoch, epochs=epochs, model=model.state_dict(),
+                        stage=stage, epoch=epoch, model=model.state_dict(),
                         opt=opt.state_dict(), sched=sched.state_dict(), scaler=scaler.state_dict(),
                         history=history, best=best, best_state=best_state, best_epoch=best_epoch,
                         stale=stale, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())))

@@ -139,8 +139,8 @@ def predict(model: nn.Module, x_uint8: np.ndarray, batch_size: int = 256) -> np.
     """P(fake) for uint8 NHWC images (model switched to eval mode), on the model's device."""
     model.eval()
     device = next(model.parameters()).device
-    out = [torch.sigmoid(model(torch.from_numpy(to_float_nchw(x_uint8[i:i + batch_size])).to(device))).float().cpu()
-           for i in range(0, len(x_uint8), batch_size)]
+    out = [torch.sigmoid(model(torch.from_numpy(to_float_nchw(x_uint8[i:i + batch_size])).to(device)))
+           .float().cpu() for i in range(0, len(x_uint8), batch_size)]
     return torch.cat(out).numpy().ravel() if out else np.zeros(0, np.float32)
 
 
@@ -172,8 +172,9 @@ def _evaluate(model, part, loss_fn, interval: bool = False, ranks=None) -> dict:
     if ranks is None or ranks.world == 1:
         scores = predict(model, part.x)
     else:
-        from tinyfake.train.distributed import all_gather_shards
-        scores = all_gather_shards(predict(model, ranks.shard(part.x)), ranks, len(part.x))
+        from tinyfake.train.distributed import gather_shards
+        mine = torch.from_numpy(predict(model, ranks.shard(part.x))).to(next(model.parameters()).device)
+        scores = gather_shards(mine, len(part.x), ranks).cpu().numpy()
     s = torch.from_numpy(np.clip(scores, 1e-7, 1 - 1e-7))
     loss = float(nn.functional.binary_cross_entropy(s, torch.from_numpy(part.y).float()))
     out = {**binary_metrics(part.y, scores), "loss": loss}
@@ -218,7 +219,7 @@ def train(config: dict, run_dir, *, threads: int | None = None, progress: bool |
     if resume and not run.checkpoint.exists():
         raise UserError(f"{run.root} has no checkpoint.pt to resume from"
                         + (" (it finished: model.pt is there)" if run.model_pt.exists() else ""))
-    with job(t.get("device", "auto")) as (ranks, _):
+    with job(t.get("device", "auto")) as ranks:
         torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 1) // ranks.local_world)))
         if method != "supervised":
             from tinyfake.train.methods import train_with_method
