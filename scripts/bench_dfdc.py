@@ -51,6 +51,7 @@ EXPERIMENTS = {
     "dfdc64_a075": ("width a0.75", "--size 64 --alpha 0.75"),
     "dfdc64_a075_e24": ("width a0.75, 24 epochs (the recipe: `--recipe dfdc`)",
                         "--size 64 --alpha 0.75 --epochs 24 --patience 8"),
+    "dfdc64_a075_e40": ("width a0.75, 40 epochs", "--size 64 --alpha 0.75 --epochs 40 --patience 10"),
     "dfdc64_a025_fftlbp": ("RGB + FFT + LBP input", "--size 64 --channels rgb+fft+lbp"),
     "dfdc64_a025_e30": ("30 epochs instead of 12", "--size 64 --epochs 30 --patience 8"),
     "dfdc64_a025_distill": ("distilled from the a0.5 run (teacher)",

@@ -6,7 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # clang-14 + libclang-rt-14-dev: libFuzzer, ASan and UBSan for the protocol fuzz target.
-APT_PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-14 libclang-rt-14-dev"
+# The mono packages: the part of mono-complete that Renode 1.16.1 (headless,
+# `--disable-xwt`) loads to run the STM32H743 ELF (found by starting it and
+# adding what failed to load); Renode itself is not in Debian (harness/renode.py).
+MONO_PACKAGES="mono-runtime libmono-microsoft-csharp4.0-cil libmono-system-drawing4.0-cil libmono-posix4.0-cil
+  libmono-system-xml-linq4.0-cil libmono-system-runtime-serialization4.0-cil"
+APT_PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-14 libclang-rt-14-dev $MONO_PACKAGES"
 PYTHON=${PYTHON:-python3.11}
 VENV=.venv
 STAMP=$VENV/.tinyfake-installed

@@ -62,6 +62,7 @@ class Board:
     simulator: str | None = None
     banks: dict[str, Region] = field(default_factory=dict)
     qemu: dict = field(default_factory=dict)
+    renode: dict = field(default_factory=dict)  # platform + overlay script (harness/renode.py)
     path: Path | None = None
 
     def sim_board(self) -> "Board":
@@ -108,7 +109,7 @@ def load_board(name: str) -> Board:
                       regions=regions, profile=profile, console=d.get("console", {}),
                       clock=d.get("clock", {}), flash=d.get("flash", {}),
                       simulator=d.get("simulator"), banks=_regions(d.get("banks", {}), str(path)),
-                      qemu=d.get("qemu", {}), path=path)
+                      qemu=d.get("qemu", {}), renode=d.get("renode", {}), path=path)
     except KeyError as exc:
         raise UserError(f"{path}: the board description lacks the key {exc}") from None
     except (ValueError, TypeError) as exc:

@@ -1,12 +1,15 @@
-"""Renode's STM32H743 platform as a simulator (only when `renode` is on PATH).
+"""Renode as a simulator of the real board: it runs the board-address ELF
+(the very file `tinyfake flash` writes, not QEMU's twin linked for another
+memory map) on Renode's own platform for the chip, plus the overlay the
+board TOML names (`[renode]`), with the console UART on a TCP socket.
 
-Renode models the STM32H743 itself, so it runs the board-address ELF (not
-the QEMU simulator map) and the console is USART3, exposed on a TCP socket.
-UNTESTED: Renode is not installable on tinyfake's CI machines. Instruction
-counts are not collected here (use QEMU for those).
+Renode emulates instructions, not cycles, and models no DWT: the firmware's
+cycle counter reads 0 there, so no latency comes from this backend.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import socket
 import subprocess
@@ -15,7 +18,56 @@ import time
 from pathlib import Path
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import Board
+from tinyfake.firmware.boards import BOARDS_DIR, REPO_ROOT, Board
+
+# Where CI finds Renode: the source build beside the checkout (../shared/renode).
+SHARED_RENODE = REPO_ROOT.parent / "shared" / "renode"
+INSTALL_HINT = ("install Renode (packages at https://renode.io, or build it from "
+                "https://github.com/renode/renode) and put `renode` on PATH, set $RENODE, "
+                "or give --renode PATH")
+START_TIMEOUT_S = 120  # Mono start-up plus platform load take 10-30 s on a busy 2-core machine
+
+
+def find_renode(explicit: str | None = None) -> Path:
+    """The Renode launcher: `explicit` (--renode PATH), $RENODE, `renode` on
+    PATH, then ../shared/renode/renode-*/renode; one clear error if none."""
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise UserError(f"--renode {explicit}: not an executable Renode launcher")
+        return path
+    if os.environ.get("RENODE"):
+        path = Path(os.environ["RENODE"])
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise UserError(f"$RENODE={path}: not an executable Renode launcher")
+        return path
+    on_path = shutil.which("renode")
+    if on_path:
+        return Path(on_path)
+    for launcher in sorted(SHARED_RENODE.glob("renode-*/renode"), reverse=True):
+        if os.access(launcher, os.X_OK):
+            return launcher
+    raise UserError(f"Renode not found; {INSTALL_HINT}")
+
+
+def renode_script(board: Board, elf: Path, port: int) -> str:
+    """The .resc that boots `elf` on the board's Renode platform."""
+    cfg = board.renode
+    if not cfg.get("platform"):
+        raise UserError(f"board {board.name!r} has no Renode platform ([renode] in {board.path}); "
+                        "simulate it with QEMU (without --renode)")
+    lines = ["mach create", f"machine LoadPlatformDescription @{cfg['platform']}"]
+    if cfg.get("overlay"):
+        overlay = BOARDS_DIR / cfg["overlay"]
+        if not overlay.is_file():
+            raise UserError(f"{board.path}: [renode] overlay {cfg['overlay']!r} not found in {BOARDS_DIR}")
+        lines.append(f"include @{overlay}")
+    uart = board.console.get("uart", "USART3").lower()
+    lines += [f'emulation CreateServerSocketTerminal {port} "console" false',
+              f"connector Connect sysbus.{uart} console",
+              f"sysbus LoadELF @{Path(elf).resolve()}",
+              "start"]
+    return "\n".join(lines) + "\n"
 
 
 def _free_port() -> int:
@@ -25,37 +77,40 @@ def _free_port() -> int:
 
 
 class RenodeSim:
-    PLATFORM = "platforms/cpus/stm32h743.repl"
+    """Renode running a board ELF; `url` is its console for `protocol.Device`."""
 
-    def __init__(self, elf: Path | None, board: Board):
+    def __init__(self, elf: Path | None, board: Board, renode: Path):
         if elf is None or not Path(elf).exists():
             raise UserError(f"{elf} not found; build the firmware first (`tinyfake firmware`)")
+        self.elf = Path(elf)
+        self.elf_sha256 = hashlib.sha256(self.elf.read_bytes()).hexdigest()
         self.port = _free_port()
         self.url = f"socket://127.0.0.1:{self.port}"
         self.tmp = Path(tempfile.mkdtemp(prefix="tinyfake-renode-"))
-        uart = board.console.get("uart", "USART3").lower()
         script = self.tmp / "tinyfake.resc"
-        script.write_text(
-            "mach create\n"
-            f"machine LoadPlatformDescription @{self.PLATFORM}\n"
-            f"emulation CreateServerSocketTerminal {self.port} \"console\" false\n"
-            f"connector Connect sysbus.{uart} console\n"
-            f"sysbus LoadELF @{Path(elf).resolve()}\n"
-            "start\n")
-        self.proc = subprocess.Popen(["renode", "--disable-xwt", "--console", str(script)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # Renode takes a while to start
-            if self.proc.poll() is not None:
-                raise UserError("renode exited at start; run the script by hand: " + str(script))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.5)
+        script.write_text(renode_script(board, self.elf, self.port))
+        self.log_path = self.tmp / "renode.log"
+        # No --console: Renode's monitor would read stdin and quit at its end.
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(renode), "--disable-xwt", "--plain", "-e", f"include @{script}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_started()
+
+    def _wait_started(self) -> None:
+        """Until the machine runs; the socket terminal is open by then. (A
+        probe connection would take the terminal's one client.)"""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace")
+            if "Machine started." in text:
+                return
+            if self.proc.poll() is not None or "[ERROR]" in text or "Fatal error" in text:
+                self.close()
+                raise UserError(f"Renode failed to start the board: {_last_error(text)} (log: {self.log_path})")
+            time.sleep(0.3)
         self.close()
-        raise UserError("renode did not open its console socket within 60s")
+        raise UserError(f"Renode did not start the machine within {START_TIMEOUT_S} s (log: {self.log_path})")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -64,6 +119,7 @@ class RenodeSim:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
 
     def __enter__(self) -> "RenodeSim":
         return self
@@ -71,3 +127,8 @@ class RenodeSim:
     def __exit__(self, *exc) -> None:
         self.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _last_error(log: str) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if "ERROR" in ln or "rror" in ln]
+    return lines[-1][:300] if lines else (log.strip().splitlines() or ["exited"])[-1][:300]

@@ -9,7 +9,7 @@ from tinyfake.errors import UserError
 from tinyfake.firmware.boards import load_board
 from tinyfake.runs import RunDir
 
-HELP = "run the firmware in the simulator (QEMU mps2-an500): self-test and instruction count"
+HELP = "run the firmware in a simulator (QEMU, or Renode with --renode): self-test and instruction count"
 
 
 def add_arguments(p) -> None:
@@ -19,7 +19,9 @@ def add_arguments(p) -> None:
     p.add_argument("--repeat", type=int, default=3, help="self-test runs, to show the count repeats (default 3)")
     p.add_argument("--serve", action="store_true",
                    help="keep the simulator running and print its socket URL for `verify --port`")
-    p.add_argument("--renode", action="store_true", help="use Renode's STM32H743 platform (needs renode on PATH)")
+    p.add_argument("--renode", nargs="?", const="", metavar="PATH",
+                   help="run the board ELF in Renode instead of QEMU's twin (launcher: PATH, $RENODE, "
+                        "renode on PATH, or ../shared/renode)")
 
 
 def run(args) -> int:

@@ -130,7 +130,7 @@ def _test_images(run: RunDir, data: str | None, limit: int | None, size: int):
 
 def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None = None,
                simulate: bool = False, data: str | None = None, limit: int | None = None,
-               renode: bool = False, log=print, **device_kw) -> dict:
+               renode: str | None = None, log=print, **device_kw) -> dict:
     """Verify a run's firmware on a board (`port`) or in simulation; writes
     `report.json`/`report.md` into the run and returns the report."""
     from tinyfake.data.channels import model_images
@@ -141,6 +141,8 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
 
     if simulate == (port is not None):
         raise UserError("give either --port PORT (a board) or --simulate")
+    if renode is not None and not simulate:
+        raise UserError("--renode is a simulator: give it with --simulate, not with --port")
     run = run if isinstance(run, RunDir) else RunDir.existing(run)
     board = load_board(board) if isinstance(board, str) else board
     model = check_run(run)

@@ -14,7 +14,9 @@ def add_arguments(p) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", help="serial port of the board, e.g. /dev/ttyACM0 (or a pyserial URL)")
     where.add_argument("--simulate", action="store_true", help="run the firmware in QEMU")
-    p.add_argument("--renode", action="store_true", help="with --simulate: Renode instead of QEMU")
+    p.add_argument("--renode", nargs="?", const="", metavar="PATH",
+                   help="with --simulate: run the board ELF in Renode instead of QEMU's twin (launcher: "
+                        "PATH, $RENODE, renode on PATH, or ../shared/renode)")
     p.add_argument("--run", help="run directory (default: the latest run)")
     p.add_argument("--data", help="dataset to verify on instead of the run's test split")
     p.add_argument("--limit", type=int, help="verify on a seeded sample of this many images")
