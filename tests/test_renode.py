@@ -4,6 +4,7 @@ answers verify with TFLite Micro's outputs, and recovers from a damaged
 link. Skipped, with the reason, only where no Renode can be found."""
 import hashlib
 import os
+import re
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from tinyfake.cli import main
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import load_board
 from tinyfake.harness.protocol import Device
-from tinyfake.harness.renode import RenodeSim, find_renode, renode_script
+from tinyfake.harness.renode import RenodeInstructions, RenodeSim, find_renode, renode_script
 from tinyfake.harness.verify import verify_run
 
 
@@ -46,6 +47,16 @@ def test_find_renode_order_and_errors(tmp_path, monkeypatch):
         find_renode()
 
 
+def test_instruction_counts_pair_the_marker_hooks(tmp_path):
+    counts = RenodeInstructions(tmp_path / "insns.txt")
+    assert counts() == []
+    counts.path.write_text("begin 100\nend 350\nbegin 400\n")
+    assert counts() == [250]  # the open pair waits for its end
+    with open(counts.path, "a") as f:
+        f.write("end 900\nbegin 1000\nend 1250\n")
+    assert counts() == [500, 250] and counts.all == [250, 500, 250]
+
+
 def test_renode_script_uses_the_platform_and_overlay(tmp_path):
     board = load_board("stm32h743")
     script = renode_script(board, tmp_path / "fw.elf", 4567)
@@ -57,14 +68,21 @@ def test_renode_script_uses_the_platform_and_overlay(tmp_path):
         renode_script(load_board("mps2-an500"), tmp_path / "fw.elf", 4567)
 
 
-def test_a_renode_that_fails_to_start_is_one_clear_error(tmp_path):
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    return build_fixture(tmp_path_factory.mktemp("fw"))
+
+
+def test_a_renode_that_fails_to_start_is_one_clear_error(build, tmp_path):
     broken = tmp_path / "renode"
     broken.write_text("#!/bin/sh\necho 'mono not found. Renode requires Mono 5.20 or newer.'\nexit 1\n")
     broken.chmod(0o755)
-    elf = tmp_path / "fw.elf"
-    elf.write_bytes(b"\x7fELF")
     with pytest.raises(UserError, match="Renode failed to start the board: mono not found"):
-        RenodeSim(elf, load_board("stm32h743"), broken)
+        RenodeSim(build.elf, build.board, broken)
+    truncated = tmp_path / "fw.elf"
+    truncated.write_bytes(build.elf.read_bytes()[:64])
+    with pytest.raises(UserError, match="not a readable ELF32 file"):
+        RenodeSim(truncated, build.board, broken)
 
 
 def test_verify_refuses_renode_with_a_port(tmp_path):
@@ -83,6 +101,10 @@ def test_real_elf_boots_and_passes_selftest_in_renode(tmp_path, capsys):
     assert f"sha256 {hashlib.sha256(elf.read_bytes()).hexdigest()[:16]}" in out
     assert "the ELF `tinyfake flash` writes" in out
     assert "self-test: ok" in out
+    # The same code between the markers as QEMU's twin: the same count.
+    renode_count = re.search(r"instructions per inference: ([\d,]+)", out).group(1)
+    assert main(["simulate", "--board", "stm32h743", "--run", str(run.root), "--repeat", "1"]) == 0
+    assert f"instructions per inference: {renode_count} " in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -97,9 +119,8 @@ def test_verify_through_renode_equals_tflite_micro(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_damaged_link_to_renode_recovers(tmp_path):
+def test_damaged_link_to_renode_recovers(build):
     launcher = _launcher()
-    build = build_fixture(tmp_path)
     with RenodeSim(build.elf, build.board, launcher) as sim:
         proxy = FaultProxy(sim.port, corrupt=0.002, seed=int(os.environ.get("TINYFAKE_FAULT_SEED", "0")) + 5)
         try:

@@ -4,7 +4,9 @@ memory map) on Renode's own platform for the chip, plus the overlay the
 board TOML names (`[renode]`), with the console UART on a TCP socket.
 
 Renode emulates instructions, not cycles, and models no DWT: the firmware's
-cycle counter reads 0 there, so no latency comes from this backend.
+cycle counter reads 0 there. Instructions per inference come from CPU hooks
+on the firmware's marker functions (as QEMU's plugin does), reading Renode's
+executed-instruction counter; every ms figure from them is an estimate.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import hashlib
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -19,6 +22,8 @@ from pathlib import Path
 
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import BOARDS_DIR, REPO_ROOT, Board
+from tinyfake.harness.qemu import MARK_BEGIN, MARK_END
+from tinyfake.report.elf import Elf
 
 # Where CI finds Renode: the source build beside the checkout (../shared/renode).
 SHARED_RENODE = REPO_ROOT.parent / "shared" / "renode"
@@ -50,8 +55,10 @@ def find_renode(explicit: str | None = None) -> Path:
     raise UserError(f"Renode not found; {INSTALL_HINT}")
 
 
-def renode_script(board: Board, elf: Path, port: int) -> str:
-    """The .resc that boots `elf` on the board's Renode platform."""
+def renode_script(board: Board, elf: Path, port: int, counts: Path | None = None) -> str:
+    """The .resc that boots `elf` on the board's Renode platform; with
+    `counts`, marker hooks append `begin N` / `end N` lines to it (N:
+    instructions executed so far)."""
     cfg = board.renode
     if not cfg.get("platform"):
         raise UserError(f"board {board.name!r} has no Renode platform ([renode] in {board.path}); "
@@ -65,8 +72,16 @@ def renode_script(board: Board, elf: Path, port: int) -> str:
     uart = board.console.get("uart", "USART3").lower()
     lines += [f'emulation CreateServerSocketTerminal {port} "console" false',
               f"connector Connect sysbus.{uart} console",
-              f"sysbus LoadELF @{Path(elf).resolve()}",
-              "start"]
+              f"sysbus LoadELF @{Path(elf).resolve()}"]
+    try:
+        syms = Elf(elf).symbols() if counts else {}
+    except (ValueError, IndexError, struct.error):
+        raise UserError(f"{elf}: not a readable ELF32 file; rebuild it with `tinyfake firmware`") from None
+    for what, marker in (("begin", MARK_BEGIN), ("end", MARK_END)):
+        if marker in syms:  # IronPython in the hook; `self` is the CPU
+            lines.append(f"cpu AddHook 0x{syms[marker] & ~1:x} \"f = open('{counts}', 'a'); "
+                         f"f.write('{what} %d' % self.ExecutedInstructions + chr(10)); f.close()\"")
+    lines.append("start")
     return "\n".join(lines) + "\n"
 
 
@@ -74,6 +89,32 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class RenodeInstructions:
+    """Calling it returns the instructions of each inference (end - begin)
+    completed since the last call; `all` keeps every one."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._done = 0
+        self.all: list[int] = []
+
+    def __call__(self) -> list[int]:
+        if not self.path.exists():
+            return []
+        begin, counts = None, []
+        for ln in self.path.read_text().splitlines():
+            what, _, n = ln.partition(" ")
+            if what == "begin":
+                begin = int(n)
+            elif what == "end" and begin is not None:
+                counts.append(int(n) - begin)
+                begin = None
+        new = counts[self._done:]
+        self._done = len(counts)
+        self.all += new
+        return new
 
 
 class RenodeSim:
@@ -87,8 +128,9 @@ class RenodeSim:
         self.port = _free_port()
         self.url = f"socket://127.0.0.1:{self.port}"
         self.tmp = Path(tempfile.mkdtemp(prefix="tinyfake-renode-"))
+        self.instructions = RenodeInstructions(self.tmp / "insns.txt")
         script = self.tmp / "tinyfake.resc"
-        script.write_text(renode_script(board, self.elf, self.port))
+        script.write_text(renode_script(board, self.elf, self.port, self.instructions.path))
         self.log_path = self.tmp / "renode.log"
         # No --console: Renode's monitor would read stdin and quit at its end.
         with open(self.log_path, "wb") as log:

@@ -29,7 +29,8 @@ def connect(board: Board, *, port: str | None = None, simulate: bool = False,
     if renode is not None:
         from tinyfake.harness.renode import RenodeSim, find_renode
         with RenodeSim(board_elf, board, find_renode(renode or None)) as sim:
-            with Device(sim.url, expected_hash=expected_hash, log=log, **device_kw) as dev:
+            with Device(sim.url, instructions=sim.instructions, expected_hash=expected_hash,
+                        log=log, **device_kw) as dev:
                 yield dev, (f"Renode {board.name} platform running {sim.elf.name} "
                             f"(sha256 {sim.elf_sha256[:16]}: the ELF `tinyfake flash` writes)")
         return
