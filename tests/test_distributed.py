@@ -61,15 +61,28 @@ def test_two_torchrun_processes_train_as_one_process_with_their_global_batch(tmp
     a, _ = load_trained(RunDir.existing(tmp_path / "ddp"))
     b, _ = load_trained(RunDir.existing(tmp_path / "one"))
     sa, sb = a.state_dict(), b.state_dict()
-    # Weights (conv, linear, BatchNorm scale) agree to rounding. Conv biases
-    # that feed a BatchNorm are left out: their true gradient is zero, so
-    # Adam turns rounding noise into full-size steps, which the BatchNorm's
-    # running mean then cancels; the predictions below include them.
+    # Weights (conv, linear, BatchNorm scale) agree to rounding, as a whole
+    # tensor: Adam normalises each step, so one weight whose gradient is near
+    # zero can move a full step (lr) either way on rounding noise alone; a
+    # wrong reduction (unaveraged or per-rank gradients) is off by far more.
+    # Conv biases that feed a BatchNorm are left out: their true gradient is
+    # zero, so they are all such noise, which the BatchNorm's running mean
+    # then cancels; the predictions below include them.
     for k in sa:
         if k.endswith("weight"):
-            assert torch.allclose(sa[k], sb[k], atol=1e-3), (k, (sa[k] - sb[k]).abs().max())
+            rel = ((sa[k] - sb[k]).norm() / sb[k].norm()).item()
+            assert rel < 1e-2, (k, rel, (sa[k] - sb[k]).abs().max())
+    # Predictions: the 2-process job is far closer to its 1-process twin than
+    # a run that differs only in its batch (8: what per-rank batches without
+    # the global reduction would train). An absolute bound would be a fact
+    # about one machine: Adam turns the rounding noise in the BatchNorm-fed
+    # conv biases into steps that the lagging running mean only partly cancels.
+    other = _train(tmp_path, "b8", *batch(8))
+    assert other.returncode == 0, other.stderr[-3000:]
+    c, _ = load_trained(RunDir.existing(tmp_path / "b8"))
     x = _faces()
-    assert np.abs(predict(a, x) - predict(b, x)).max() < 1e-3
+    same = np.abs(predict(a, x) - predict(b, x)).max()
+    assert same < 0.2 * np.abs(predict(c, x) - predict(b, x)).max(), same
 
     # Validation is scored on the ranks' shards and gathered: the same loss
     # (the AUC of 30 faces with near-equal scores flips with rounding).

@@ -111,6 +111,18 @@ def test_arena_falls_back_to_axi_sram_then_fails(tmp_path):
         build_fixture(tmp_path / "b", defines={"MODEL_ARENA_BYTES": 600 << 10})
 
 
+def test_f746_disco_links_with_its_own_budgets(tmp_path):
+    # 1 MB flash, 64 KB DTCM then 256 KB SRAM1/2: a 100 KB arena goes to
+    # SRAM, 300 KB fails there; 1.5 MB of weights fails in FLASH.
+    b = build_fixture(tmp_path / "a", "stm32f746g-disco", defines={"MODEL_ARENA_BYTES": 100 << 10})
+    assert b.arena_region == "SRAM" and b.board_image.usage["SRAM"].parts["arena"] >= 100 << 10
+    assert b.sim_image.usage["SRAM"].parts == b.board_image.usage["SRAM"].parts
+    with pytest.raises(UserError, match=r"region SRAM \(256 KiB\) overflowed by \d+ bytes"):
+        build_fixture(tmp_path / "b", "stm32f746g-disco", defines={"MODEL_ARENA_BYTES": 300 << 10})
+    with pytest.raises(UserError, match=r"region FLASH .*overflowed by \d+ bytes"):
+        build_fixture(tmp_path / "c", "stm32f746g-disco", defines={"MODEL_WEIGHT_BYTES": 3 << 19})
+
+
 def test_compile_error_is_one_line(tmp_path):
     with pytest.raises(UserError, match="firmware does not compile: .*extra.c"):
         build_fixture(tmp_path, extra_c="int broken(void) { return nope; }\n")

@@ -91,19 +91,20 @@ def test_verify_refuses_renode_with_a_port(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_elf_boots_and_passes_selftest_in_renode(tmp_path, capsys):
+@pytest.mark.parametrize("board", ["stm32h743", "stm32f746g-disco"])
+def test_real_elf_boots_and_passes_selftest_in_renode(board, tmp_path, capsys):
     launcher = _launcher()
     run = tiny_run(tmp_path / "tiny")
-    assert main(["simulate", "--board", "stm32h743", "--renode", str(launcher),
+    assert main(["simulate", "--board", board, "--renode", str(launcher),
                  "--run", str(run.root), "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    elf = run.fw / "stm32h743.elf"
+    elf = run.fw / f"{board}.elf"
     assert f"sha256 {hashlib.sha256(elf.read_bytes()).hexdigest()[:16]}" in out
     assert "the ELF `tinyfake flash` writes" in out
     assert "self-test: ok" in out
     # The same code between the markers as QEMU's twin: the same count.
     renode_count = re.search(r"instructions per inference: ([\d,]+)", out).group(1)
-    assert main(["simulate", "--board", "stm32h743", "--run", str(run.root), "--repeat", "1"]) == 0
+    assert main(["simulate", "--board", board, "--run", str(run.root), "--repeat", "1"]) == 0
     assert f"instructions per inference: {renode_count} " in capsys.readouterr().out
 
 

@@ -32,6 +32,7 @@ const char *hal_reset_reason(void);
 uint32_t hal_stack_used(void);   /* measured stack high-water mark, bytes */
 uint32_t hal_stack_size(void);
 void hal_cycle_counter_init(void); /* enables DWT CYCCNT */
+void hal_caches_on(void);          /* Cortex-M7 L1 I/D caches: invalidate, enable */
 /* Two words in .noinit, kept across a reset (never zeroed): where a family
  * without reset flags notes why it reset itself (MPS2). In every image, so
  * the board and simulator links use the same RAM. */

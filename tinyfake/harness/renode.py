@@ -63,7 +63,10 @@ def renode_script(board: Board, elf: Path, port: int, counts: Path | None = None
     if not cfg.get("platform"):
         raise UserError(f"board {board.name!r} has no Renode platform ([renode] in {board.path}); "
                         "simulate it with QEMU (without --renode)")
-    lines = ["mach create", f"machine LoadPlatformDescription @{cfg['platform']}"]
+    # A platform under boards/ is tinyfake's (it may `using` Renode's); else Renode's own.
+    platform = BOARDS_DIR / cfg["platform"]
+    platform = platform if platform.is_file() else cfg["platform"]
+    lines = ["mach create", f"machine LoadPlatformDescription @{platform}"]
     if cfg.get("overlay"):
         overlay = BOARDS_DIR / cfg["overlay"]
         if not overlay.is_file():

@@ -106,3 +106,34 @@ uint32_t hal_cycles(void)
 {
     return DWT_CYC;
 }
+
+/* L1 caches on (ARMv7-M SCB): invalidate, then enable. Called by the family
+ * HALs of parts that have them, once the clocks are up. */
+#define SCB_CCR     (*(volatile uint32_t *)0xE000ED14u)
+#define SCB_CCSIDR  (*(volatile uint32_t *)0xE000ED80u)
+#define SCB_CSSELR  (*(volatile uint32_t *)0xE000ED84u)
+#define SCB_ICIALLU (*(volatile uint32_t *)0xE000EF50u)
+#define SCB_DCISW   (*(volatile uint32_t *)0xE000EF60u)
+
+static void dsb_isb(void) { __asm volatile("dsb\n isb" ::: "memory"); }
+
+void hal_caches_on(void)
+{
+    dsb_isb();
+    SCB_ICIALLU = 0;
+    dsb_isb();
+    SCB_CCR |= 1u << 17;                     /* IC */
+    dsb_isb();
+
+    /* Invalidate the whole L1 D-cache by set/way before enabling it. */
+    SCB_CSSELR = 0;
+    __asm volatile("dsb" ::: "memory");
+    uint32_t ccsidr = SCB_CCSIDR;
+    uint32_t sets = (ccsidr >> 13) & 0x7FFFu, ways = (ccsidr >> 3) & 0x3FFu;
+    for (uint32_t s = 0; s <= sets; s++)
+        for (uint32_t w = 0; w <= ways; w++)
+            SCB_DCISW = (s << 5) | (w << 30);  /* 32-byte lines, 4 ways (M7) */
+    __asm volatile("dsb" ::: "memory");
+    SCB_CCR |= 1u << 16;                     /* DC */
+    dsb_isb();
+}

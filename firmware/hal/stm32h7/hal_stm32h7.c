@@ -44,12 +44,7 @@
 #define USART3_ICR    REG(USART3_BASE + 0x20)
 #define USART3_RDR    REG(USART3_BASE + 0x24)
 #define USART3_TDR    REG(USART3_BASE + 0x28)
-/* Cortex-M7 cache maintenance (ARMv7-M SCB) */
-#define SCB_CCR       REG(0xE000ED14u)
-#define SCB_CCSIDR    REG(0xE000ED80u)
-#define SCB_CSSELR    REG(0xE000ED84u)
-#define SCB_ICIALLU   REG(0xE000EF50u)
-#define SCB_DCISW     REG(0xE000EF60u)
+/* ARMv7-M SCB */
 #define SCB_AIRCR     REG(0xE000ED0Cu)
 
 #ifndef TF_HSE_HZ
@@ -60,7 +55,6 @@
 #define TF_CONSOLE_BAUD 115200u
 #endif
 
-static void dsb_isb(void) { __asm volatile("dsb\n isb" ::: "memory"); }
 
 static void supply_and_voltage(void)
 {
@@ -111,27 +105,6 @@ static void clock_480mhz(void)
     while (((RCC_CFGR >> 3) & 7u) != 3u) {}  /* SWS */
 }
 
-static void caches_on(void)
-{
-    dsb_isb();
-    SCB_ICIALLU = 0;
-    dsb_isb();
-    SCB_CCR |= 1u << 17;                     /* IC */
-    dsb_isb();
-
-    /* Invalidate the whole L1 D-cache by set/way before enabling it. */
-    SCB_CSSELR = 0;
-    __asm volatile("dsb" ::: "memory");
-    uint32_t ccsidr = SCB_CCSIDR;
-    uint32_t sets = (ccsidr >> 13) & 0x7FFFu, ways = (ccsidr >> 3) & 0x3FFu;
-    for (uint32_t s = 0; s <= sets; s++)
-        for (uint32_t w = 0; w <= ways; w++)
-            SCB_DCISW = (s << 5) | (w << 30);  /* 32-byte lines, 4 ways */
-    __asm volatile("dsb" ::: "memory");
-    SCB_CCR |= 1u << 16;                     /* DC */
-    dsb_isb();
-}
-
 void hal_early_init(void)
 {
     /* The D2 SRAMs (SRAM1-3) may hold linker sections: clock them first. */
@@ -139,7 +112,7 @@ void hal_early_init(void)
     (void)RCC_AHB2ENR;
     supply_and_voltage();
     clock_480mhz();
-    caches_on();
+    hal_caches_on();
 }
 
 static const char *reset_reason = "other";
