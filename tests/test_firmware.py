@@ -111,16 +111,57 @@ def test_arena_falls_back_to_axi_sram_then_fails(tmp_path):
         build_fixture(tmp_path / "b", defines={"MODEL_ARENA_BYTES": 600 << 10})
 
 
-def test_f746_disco_links_with_its_own_budgets(tmp_path):
-    # 1 MB flash, 64 KB DTCM then 256 KB SRAM1/2: a 100 KB arena goes to
-    # SRAM, 300 KB fails there; 1.5 MB of weights fails in FLASH.
-    b = build_fixture(tmp_path / "a", "stm32f746g-disco", defines={"MODEL_ARENA_BYTES": 100 << 10})
-    assert b.arena_region == "SRAM" and b.board_image.usage["SRAM"].parts["arena"] >= 100 << 10
-    assert b.sim_image.usage["SRAM"].parts == b.board_image.usage["SRAM"].parts
-    with pytest.raises(UserError, match=r"region SRAM \(256 KiB\) overflowed by \d+ bytes"):
-        build_fixture(tmp_path / "b", "stm32f746g-disco", defines={"MODEL_ARENA_BYTES": 300 << 10})
-    with pytest.raises(UserError, match=r"region FLASH .*overflowed by \d+ bytes"):
-        build_fixture(tmp_path / "c", "stm32f746g-disco", defines={"MODEL_WEIGHT_BYTES": 3 << 19})
+@pytest.mark.parametrize("name", ["stm32h723", "stm32h7a3", "stm32h747i-disco",
+                                  "stm32f746g-disco"])
+def test_each_board_links_with_its_own_budgets(tmp_path, name):
+    # Budgets from the board file: an arena too big for the first arena
+    # region falls back to the next; too big for the last, or weights too
+    # big for the rodata region, fail at link time naming the region.
+    board = load_board(name)
+    first, last = (board.regions[r] for r in (board.profile.arena[0], board.profile.arena[-1]))
+    b = build_fixture(tmp_path / "a", name, defines={"MODEL_ARENA_BYTES": first.size + (4 << 10)})
+    assert b.arena_region == last.name and b.board_image.usage[last.name].parts["arena"] > first.size
+    assert b.sim_image.usage[last.name].parts == b.board_image.usage[last.name].parts
+    assert b.board_image.regions[last.name].origin == last.origin  # the real addresses
+    with pytest.raises(UserError, match=rf"region {last.name} \(\d+ [KM]iB\) overflowed by \d+ bytes"):
+        build_fixture(tmp_path / "b", name, defines={"MODEL_ARENA_BYTES": last.size + (4 << 10)})
+    rodata = board.regions[board.profile.rodata]
+    with pytest.raises(UserError, match=rf"region {rodata.name} .*overflowed by \d+ bytes"):
+        build_fixture(tmp_path / "c", name, defines={"MODEL_WEIGHT_BYTES": rodata.size + (64 << 10)})
+
+
+def _board_variant(tmp_path, monkeypatch, name, edit):
+    from tinyfake.firmware import boards
+    text = (boards.BOARDS_DIR / f"{name}.toml").read_text()
+    edited = edit(text).replace(f'name = "{name}"', 'name = "myboard"')
+    assert edited != text.replace(f'name = "{name}"', 'name = "myboard"')
+    (tmp_path / "myboard.toml").write_text(edited)
+    for other in (boards.BOARDS_DIR).glob("*.toml"):   # the simulator board
+        (tmp_path / other.name).write_text(other.read_text())
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    # clock_hz that its PLL1 settings do not give
+    (lambda t: t.replace("clock_hz = 520_000_000", "clock_hz = 550_000_000"),
+     "clock_hz differs from what its PLL1 settings give"),
+    # a PLL that gives the claimed clock, above what the part runs (no boost)
+    (lambda t: t.replace("clock_hz = 520_000_000", "clock_hz = 550_000_000")
+               .replace("pll1_n = 260", "pll1_n = 275"),
+     "clock_hz is above what this part runs"),
+    (lambda t: t.replace('uart = "USART3"', 'uart = "USART2"'), "console uart must be USART1 or USART3"),
+])
+def test_a_clock_or_console_the_hal_cannot_give_fails_to_compile(tmp_path, monkeypatch, edit, message):
+    _board_variant(tmp_path, monkeypatch, "stm32h723", edit)
+    with pytest.raises(UserError, match="firmware does not compile: .*" + message) as err:
+        build_fixture(tmp_path / "b", "myboard")
+    assert "\n" not in str(err.value)
+
+
+def test_a_bad_console_pin_is_one_line(tmp_path, monkeypatch):
+    _board_variant(tmp_path, monkeypatch, "stm32h723", lambda t: t.replace('tx = "PD8"', 'tx = "D8"'))
+    with pytest.raises(UserError, match=r"myboard.toml \[console\]: tx = 'D8' is not a pin"):
+        build_fixture(tmp_path / "b", "myboard")
 
 
 def test_compile_error_is_one_line(tmp_path):

@@ -126,15 +126,51 @@ def _board_info_c(board: Board, platform: Board) -> str:
             f"const uint32_t tf_board_clock_hz = {board.clock_hz}u;\n")
 
 
-def _hal_flags(board: Board) -> list[str]:
-    """Family HAL settings that come from the board file."""
+_PIN = re.compile(r"P([A-K])(\d{1,2})")
+
+
+def _define_table(prefix: str, table: dict, where: str) -> list[str]:
+    """`key = value` of a board table as -D<prefix>_<KEY>: numbers as
+    unsigned literals, booleans as 1/0, words as -D<prefix>_<KEY>_<WORD>."""
     flags = []
-    if "baud" in board.console:
-        flags.append(f"-DTF_CONSOLE_BAUD={int(board.console['baud'])}u")
-    if "hse_hz" in board.clock:
-        flags.append(f"-DTF_HSE_HZ={int(board.clock['hse_hz'])}u")
-    if board.clock.get("supply") == "smps":
-        flags.append("-DTF_SUPPLY_SMPS")
+    for key, value in table.items():
+        name = f"{prefix}_{key.upper()}"
+        if isinstance(value, bool):
+            flags.append(f"-D{name}={int(value)}")
+        elif isinstance(value, int):
+            flags.append(f"-D{name}={value}u")
+        elif isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_]+", value):
+            flags.append(f"-D{name}_{value.upper()}")
+        else:
+            raise UserError(f"{where}: {key} = {value!r} is not a number, true/false or a word")
+    return flags
+
+
+def _hal_flags(board: Board) -> list[str]:
+    """The family HAL's settings, from the board file: [clock] as TF_CLOCK_*,
+    the console's UART, pins and baud, the die
+    (`part`) and the clock the board claims (the HAL checks it against its
+    PLL settings at compile time)."""
+    where = str(board.path)
+    flags = [f"-DTF_BOARD_CLOCK_HZ={board.clock_hz}u",
+             *_define_table("TF_CLOCK", board.clock, f"{where} [clock]")]
+    if board.part:
+        flags.append(f"-DTF_PART_{board.part.upper()}")
+    con = board.console
+    if "baud" in con:
+        flags.append(f"-DTF_CONSOLE_BAUD={int(con['baud'])}u")
+    m = re.fullmatch(r"U(S)?ART(\d)", str(con.get("uart", "")))
+    if m:
+        flags.append(f"-DTF_CONSOLE_USART={m.group(2)}")
+    for end in ("tx", "rx"):
+        if end in con:
+            pin = _PIN.fullmatch(str(con[end]))
+            if not pin or int(pin.group(2)) > 15:
+                raise UserError(f"{where} [console]: {end} = {con[end]!r} is not a pin like \"PD8\"")
+            flags += [f"-DTF_CONSOLE_{end.upper()}_PORT={ord(pin.group(1)) - ord('A')}",
+                      f"-DTF_CONSOLE_{end.upper()}_PIN={pin.group(2)}"]
+    if "af" in con:
+        flags.append(f"-DTF_CONSOLE_AF={int(con['af'])}u")
     return flags
 
 

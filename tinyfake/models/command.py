@@ -46,7 +46,7 @@ def rows(size: int, boards: list) -> list[dict]:
         arena = activation_bytes(model, size)
         fits = {}
         for b in boards:
-            rom = sum(r.size for r in b.regions.values() if r.kind == "rom")
+            rom = b.regions[b.profile.rodata].size  # the weights are .rodata
             ram = max((b.regions[r].size for r in b.profile.arena), default=0)
             fits[b.name] = flash <= rom and arena <= ram
         out.append(dict(arch=arch, params=params, macs=macs, weight_bytes=flash,

@@ -38,10 +38,18 @@
 #define USART1_TDR    REG(USART1_BASE + 0x28)
 #define SCB_AIRCR     REG(0xE000ED0Cu)
 
-#ifndef TF_HSE_HZ
-#define TF_HSE_HZ 25000000u         /* the DISCO board's 25 MHz crystal */
+#ifndef TF_CLOCK_HSE_HZ
+#define TF_CLOCK_HSE_HZ 25000000u         /* the DISCO board's 25 MHz crystal */
 #endif
 #define APB2_HZ   108000000u        /* 216 MHz / PPRE2 2 */
+/* This HAL has one clock tree and one console; the board file must agree. */
+#if defined(TF_BOARD_CLOCK_HZ) && TF_BOARD_CLOCK_HZ != 216000000u
+#error "the STM32F7 HAL runs at 216 MHz: set clock_hz = 216_000_000"
+#endif
+#if defined(TF_CONSOLE_USART) && (TF_CONSOLE_USART != 1 || TF_CONSOLE_TX_PORT != 0 \
+    || TF_CONSOLE_TX_PIN != 9 || TF_CONSOLE_RX_PORT != 1 || TF_CONSOLE_RX_PIN != 7)
+#error "the STM32F7 HAL drives USART1 on PA9 (TX) / PB7 (RX) only"
+#endif
 #ifndef TF_CONSOLE_BAUD
 #define TF_CONSOLE_BAUD 115200u
 #endif
@@ -57,7 +65,7 @@ static void clock_216mhz(void)
 
     /* PLL: HSE / M(HSE MHz) = 1 MHz, x N(432) = 432 MHz VCO, / P(2) = 216 MHz,
      * / Q(9) = 48 MHz. */
-    RCC_PLLCFGR = (TF_HSE_HZ / 1000000u) | (432u << 6) | (0u << 16) | (1u << 22) | (9u << 24);
+    RCC_PLLCFGR = (TF_CLOCK_HSE_HZ / 1000000u) | (432u << 6) | (0u << 16) | (1u << 22) | (9u << 24);
     RCC_CR |= 1u << 24;                      /* PLLON */
 
     /* Over-drive for 216 MHz (RM0385 3.3.2: after PLLON, before switching). */

@@ -1,13 +1,22 @@
-/* STM32H743 HAL: power, 480 MHz clock tree, caches, USART3 console.
- * Register addresses and bits from RM0433 (STM32H742/743/750/753); no vendor
- * HAL is needed for this little. */
+/* STM32H7 HAL: supply, voltage scale, PLL1 clock tree, caches, console UART,
+ * IWDG1. One source for the family; what differs between boards comes from
+ * the board file as TF_CLOCK_* / TF_CONSOLE_* defines (tinyfake/firmware/
+ * build.py), what differs between dies from TF_PART_* (the reference manual:
+ * RM0433 H742/743/750/753, RM0399 H745/747/755/757, RM0468 H723/725/730/
+ * 733/735, RM0455 H7A3/B3/B0). Register addresses and bits from those
+ * manuals; no vendor HAL is needed for this little. */
 #include <stdint.h>
 
 #include "hal.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
 
-/* RCC */
+#if !defined(TF_PART_RM0433) && !defined(TF_PART_RM0399) && !defined(TF_PART_RM0468) \
+    && !defined(TF_PART_RM0455)
+#error "board file: part must be one of rm0433, rm0399, rm0468, rm0455"
+#endif
+
+/* RCC (same offsets on all four dies; RM0455 calls D1/D2/D3CFGR CDCFGR1/2, SRDCFGR) */
 #define RCC_BASE      0x58024400u
 #define RCC_CR        REG(RCC_BASE + 0x00)
 #define RCC_CFGR      REG(RCC_BASE + 0x10)
@@ -17,87 +26,142 @@
 #define RCC_PLLCKSELR REG(RCC_BASE + 0x28)
 #define RCC_PLLCFGR   REG(RCC_BASE + 0x2C)
 #define RCC_PLL1DIVR  REG(RCC_BASE + 0x30)
+#define RCC_RSR       REG(RCC_BASE + 0xD0)
 #define RCC_AHB2ENR   REG(RCC_BASE + 0xDC)
 #define RCC_AHB4ENR   REG(RCC_BASE + 0xE0)
 #define RCC_APB1LENR  REG(RCC_BASE + 0xE8)
+#define RCC_APB2ENR   REG(RCC_BASE + 0xF0)
 #define RCC_APB4ENR   REG(RCC_BASE + 0xF4)
-#define RCC_RSR       REG(RCC_BASE + 0xD0)
 /* IWDG1: LSI 32 kHz / 64 = 500 Hz; reload 2000 = 4 s */
 #define IWDG1_KR      REG(0x58004800u)
 #define IWDG1_PR      REG(0x58004804u)
 #define IWDG1_RLR     REG(0x58004808u)
 #define IWDG1_SR      REG(0x5800480Cu)
-/* PWR, SYSCFG, FLASH */
+/* PWR (PWR_D3CR is PWR_SRDCR on RM0455: same offset and VOSRDY bit), SYSCFG, FLASH */
 #define PWR_CSR1      REG(0x58024804u)
 #define PWR_CR3       REG(0x5802480Cu)
 #define PWR_D3CR      REG(0x58024818u)
 #define SYSCFG_PWRCR  REG(0x5800042Cu)
 #define FLASH_ACR     REG(0x52002000u)
-/* GPIOD (console pins) and USART3 */
-#define GPIOD_MODER   REG(0x58020C00u)
-#define GPIOD_OSPEEDR REG(0x58020C08u)
-#define GPIOD_AFRH    REG(0x58020C24u)
-#define USART3_BASE   0x40004800u
-#define USART3_CR1    REG(USART3_BASE + 0x00)
-#define USART3_BRR    REG(USART3_BASE + 0x0C)
-#define USART3_ISR    REG(USART3_BASE + 0x1C)
-#define USART3_ICR    REG(USART3_BASE + 0x20)
-#define USART3_RDR    REG(USART3_BASE + 0x24)
-#define USART3_TDR    REG(USART3_BASE + 0x28)
-/* ARMv7-M SCB */
+#define GPIO(port)    (0x58020000u + 0x400u * (port))
 #define SCB_AIRCR     REG(0xE000ED0Cu)
 
-#ifndef TF_HSE_HZ
-#define TF_HSE_HZ 8000000u          /* ST-LINK MCO, HSE bypass */
+/* ---- The clock tree, checked at compile time against the board file ---- */
+#ifndef TF_CLOCK_HSE_BYPASS
+#define TF_CLOCK_HSE_BYPASS 0
 #endif
-#define APB1_HZ   120000000u        /* 480 MHz / HPRE 2 / D2PPRE1 2 */
+#define PLL1_REF_HZ (TF_CLOCK_HSE_HZ / TF_CLOCK_PLL1_M)
+#define PLL1_VCO_HZ (PLL1_REF_HZ * TF_CLOCK_PLL1_N)
+#define SYSCLK_HZ   (PLL1_VCO_HZ / TF_CLOCK_PLL1_P)
+#define AHB_HZ      (SYSCLK_HZ / TF_CLOCK_AHB_DIV)
+#define APB_HZ      (AHB_HZ / 2u)             /* every APB at AHB / 2 */
+/* PLL1RGE: the reference's range; wide VCO (VCOSEL 0) for all of them. */
+#define PLL1_RGE    (PLL1_REF_HZ >= 8000000u ? 3u : PLL1_REF_HZ >= 4000000u ? 2u : 1u)
+_Static_assert(TF_CLOCK_HSE_HZ % TF_CLOCK_PLL1_M == 0 && PLL1_VCO_HZ % TF_CLOCK_PLL1_P == 0,
+               "PLL1 settings do not divide evenly");
+_Static_assert(PLL1_REF_HZ >= 2000000u && PLL1_REF_HZ <= 16000000u,
+               "PLL1 reference (HSE / pll1_m) must be 2-16 MHz for the wide-range VCO");
+_Static_assert(PLL1_VCO_HZ >= 192000000u && PLL1_VCO_HZ <= 960000000u,
+               "PLL1 VCO (reference * pll1_n) must be 192-960 MHz");
+_Static_assert(TF_CLOCK_PLL1_P == 1 || TF_CLOCK_PLL1_P % 2 == 0, "pll1_p must be 1 or even");
+_Static_assert(TF_CLOCK_AHB_DIV == 1 || TF_CLOCK_AHB_DIV == 2, "ahb_div must be 1 or 2");
+_Static_assert(SYSCLK_HZ == TF_BOARD_CLOCK_HZ,
+               "the board's clock_hz differs from what its PLL1 settings give");
+
+/* Highest SYSCLK per voltage scale (datasheets) and how each die selects it. */
+#if defined(TF_PART_RM0455)
+#define SYSCLK_MAX_HZ (TF_CLOCK_VOS == 0 ? 280000000u : 225000000u)
+#define VOS_BITS      (TF_CLOCK_VOS == 0 ? 3u : 2u)   /* SRDCR: VOS0 = 0b11, VOS1 = 0b10 */
+#elif defined(TF_PART_RM0468)
+/* 550 MHz needs the CPUFREQ_BOOST option byte; without it VOS0 tops at 520. */
+#define SYSCLK_MAX_HZ (TF_CLOCK_VOS == 0 ? 520000000u : 400000000u)
+#define VOS_BITS      (TF_CLOCK_VOS == 0 ? 0u : 3u)   /* D3CR: VOS0 = 0b00, VOS1 = 0b11 */
+#else
+/* RM0433/RM0399: VOS0 is VOS1 (0b11) plus the SYSCFG over-drive (ODEN). */
+#define SYSCLK_MAX_HZ (TF_CLOCK_VOS == 0 ? 480000000u : 400000000u)
+#define VOS_BITS      3u
+#define VOS0_BY_OVERDRIVE (TF_CLOCK_VOS == 0)
+#endif
+_Static_assert(TF_CLOCK_VOS == 0 || TF_CLOCK_VOS == 1, "vos must be 0 or 1");
+_Static_assert(SYSCLK_HZ <= SYSCLK_MAX_HZ, "clock_hz is above what this part runs at its voltage scale");
+_Static_assert(AHB_HZ <= 280000000u && APB_HZ <= 140000000u, "AHB/APB clocks above the family's limits");
+#if defined(TF_PART_RM0399) && defined(TF_CLOCK_SUPPLY_SMPS)
+_Static_assert(TF_CLOCK_VOS != 0, "RM0399 parts reach VOS0 only from the LDO, not the direct SMPS");
+#endif
+#if defined(TF_CLOCK_SUPPLY_SMPS) && (defined(TF_PART_RM0433) || defined(TF_PART_RM0468))
+#error "supply = smps: this part has no SMPS"
+#endif
+
+/* ---- The console: USART1 (APB2) or USART3 (APB1), pins from the board ---- */
+#if TF_CONSOLE_USART == 1
+#define UART_BASE     0x40011000u
+#define UART_CLOCK_ON() (RCC_APB2ENR |= 1u << 4, (void)RCC_APB2ENR)
+#elif TF_CONSOLE_USART == 3
+#define UART_BASE     0x40004800u
+#define UART_CLOCK_ON() (RCC_APB1LENR |= 1u << 18, (void)RCC_APB1LENR)
+#else
+#error "board file: console uart must be USART1 or USART3"
+#endif
+#define UART_CR1      REG(UART_BASE + 0x00)
+#define UART_BRR      REG(UART_BASE + 0x0C)
+#define UART_ISR      REG(UART_BASE + 0x1C)
+#define UART_ICR      REG(UART_BASE + 0x20)
+#define UART_RDR      REG(UART_BASE + 0x24)
+#define UART_TDR      REG(UART_BASE + 0x28)
 #ifndef TF_CONSOLE_BAUD
 #define TF_CONSOLE_BAUD 115200u
 #endif
 
-
 static void supply_and_voltage(void)
 {
-#ifdef TF_SUPPLY_SMPS
-    /* Parts with an SMPS (H7x5/H7x7/H7A3): direct SMPS supply (SDEN). */
+#ifdef TF_CLOCK_SUPPLY_SMPS
+    /* Direct SMPS supply (SDEN/SMPSEN; LDO and bypass off). CR3 can be
+     * written once after reset: this write locks it (SCUEN). */
     PWR_CR3 = (PWR_CR3 & ~0x3Fu) | (1u << 2);
 #else
-    /* STM32H743: LDO supply. CR3 can be written once after reset (SCUEN). */
-    PWR_CR3 = (PWR_CR3 & ~0x7u) | (1u << 1); /* LDOEN, BYPASS=0, SCUEN=0 locks it */
+    PWR_CR3 = (PWR_CR3 & ~0x7u) | (1u << 1); /* LDOEN, BYPASS=0 */
 #endif
     while (!(PWR_CSR1 & (1u << 13))) {}      /* ACTVOSRDY */
-    /* VOS1 first, then VOS0 = VOS1 + overdrive (ODEN): needed for 480 MHz. */
-    PWR_D3CR = (PWR_D3CR & ~(3u << 14)) | (3u << 14);
+    PWR_D3CR = (PWR_D3CR & ~(3u << 14)) | (VOS_BITS << 14);
     while (!(PWR_D3CR & (1u << 13))) {}      /* VOSRDY */
-    RCC_APB4ENR |= 1u << 1;                  /* SYSCFGEN */
-    (void)RCC_APB4ENR;
-    SYSCFG_PWRCR |= 1u;                      /* ODEN */
-    while (!(PWR_D3CR & (1u << 13))) {}
+#ifdef VOS0_BY_OVERDRIVE
+    if (VOS0_BY_OVERDRIVE) {
+        RCC_APB4ENR |= 1u << 1;              /* SYSCFGEN */
+        (void)RCC_APB4ENR;
+        SYSCFG_PWRCR |= 1u;                  /* ODEN */
+        while (!(PWR_D3CR & (1u << 13))) {}
+    }
+#endif
 }
 
-static void clock_480mhz(void)
+static void clock_tree(void)
 {
-    /* HSE in bypass mode: the ST-LINK drives an 8 MHz clock into PH0. */
-    RCC_CR |= 1u << 18;                      /* HSEBYP */
+#if TF_CLOCK_HSE_BYPASS
+    RCC_CR |= 1u << 18;                      /* HSEBYP: an external clock (ST-LINK MCO) */
+#endif
     RCC_CR |= 1u << 16;                      /* HSEON */
     while (!(RCC_CR & (1u << 17))) {}        /* HSERDY */
 
-    /* PLL1: HSE / M(1) = 8 MHz ref (range 8-16 MHz), x N(120) = 960 MHz
-     * VCO (wide range), / P(2) = 480 MHz SYSCLK, / Q(4), / R(2). */
-    RCC_PLLCKSELR = (RCC_PLLCKSELR & ~((0x3Fu << 4) | 3u)) | (1u << 4) | 2u;
-    RCC_PLLCFGR = (RCC_PLLCFGR & ~0xFu) | (3u << 2)               /* PLL1RGE 8-16 MHz */
-                  | (1u << 16) | (1u << 17) | (1u << 18);         /* DIVP1/Q1/R1 EN */
-    RCC_PLL1DIVR = (119u << 0) | (1u << 9) | (3u << 16) | (1u << 24);
+    /* PLL1 from HSE: / M, x N (wide-range VCO), / P = SYSCLK; Q and R at
+     * VCO / 4 and / 2, enabled but unused. */
+    RCC_PLLCKSELR = (RCC_PLLCKSELR & ~((0x3Fu << 4) | 3u)) | (TF_CLOCK_PLL1_M << 4) | 2u;
+    RCC_PLLCFGR = (RCC_PLLCFGR & ~0xFu) | (PLL1_RGE << 2)           /* PLL1RGE, VCOSEL 0 */
+                  | (1u << 16) | (1u << 17) | (1u << 18);           /* DIVP1/Q1/R1 EN */
+    RCC_PLL1DIVR = (TF_CLOCK_PLL1_N - 1u) | ((TF_CLOCK_PLL1_P - 1u) << 9) | (3u << 16) | (1u << 24);
     RCC_CR |= 1u << 24;                      /* PLL1ON */
     while (!(RCC_CR & (1u << 25))) {}        /* PLL1RDY */
 
-    /* Flash: 4 wait states, WRHIGHFREQ=2 for a 240 MHz AXI clock at VOS0;
-     * set before the clock goes up and read back. */
-    FLASH_ACR = (FLASH_ACR & ~0x3Fu) | 4u | (2u << 4);
-    while ((FLASH_ACR & 0xFu) != 4u) {}
+    /* Flash wait states (and the programming delay where the board gives
+     * one) before the clock goes up, read back. */
+#ifdef TF_CLOCK_FLASH_WRHIGHFREQ
+    FLASH_ACR = (FLASH_ACR & ~0x3Fu) | TF_CLOCK_FLASH_WAIT_STATES | (TF_CLOCK_FLASH_WRHIGHFREQ << 4);
+#else
+    FLASH_ACR = (FLASH_ACR & ~0xFu) | TF_CLOCK_FLASH_WAIT_STATES;
+#endif
+    while ((FLASH_ACR & 0xFu) != TF_CLOCK_FLASH_WAIT_STATES) {}
 
-    /* Bus prescalers: AHB/AXI 240 MHz, APB1..4 120 MHz. */
-    RCC_D1CFGR = (8u << 0) | (4u << 4);      /* HPRE /2, D1PPRE /2, D1CPRE /1 */
+    /* Bus prescalers: AXI/AHB = SYSCLK / ahb_div (HPRE 0b1000 = /2), every APB /2. */
+    RCC_D1CFGR = (TF_CLOCK_AHB_DIV == 2 ? 8u : 0u) | (4u << 4);  /* HPRE, D1PPRE /2, D1CPRE /1 */
     RCC_D2CFGR = (4u << 4) | (4u << 8);      /* D2PPRE1 /2, D2PPRE2 /2 */
     RCC_D3CFGR = (4u << 4);                  /* D3PPRE /2 */
 
@@ -107,11 +171,15 @@ static void clock_480mhz(void)
 
 void hal_early_init(void)
 {
-    /* The D2 SRAMs (SRAM1-3) may hold linker sections: clock them first. */
-    RCC_AHB2ENR |= (1u << 29) | (1u << 30) | (1u << 31);
+    /* The D2/AHB SRAMs may hold linker sections: clock them first. */
+#if defined(TF_PART_RM0433) || defined(TF_PART_RM0399)
+    RCC_AHB2ENR |= (1u << 29) | (1u << 30) | (1u << 31);   /* SRAM1/2/3EN */
+#else
+    RCC_AHB2ENR |= (1u << 29) | (1u << 30);                /* (AHB)SRAM1/2EN */
+#endif
     (void)RCC_AHB2ENR;
     supply_and_voltage();
-    clock_480mhz();
+    clock_tree();
     hal_caches_on();
 }
 
@@ -149,48 +217,57 @@ void hal_watchdog_kick(void)
     IWDG1_KR = 0xAAAAu;
 }
 
+/* One pin to alternate function `af`, medium speed. */
+static void pin_af(uint32_t port, uint32_t pin, uint32_t af)
+{
+    RCC_AHB4ENR |= 1u << port;               /* GPIOxEN */
+    (void)RCC_AHB4ENR;
+    uint32_t base = GPIO(port);
+    REG(base + 0x00) = (REG(base + 0x00) & ~(3u << 2 * pin)) | (2u << 2 * pin);  /* MODER: AF */
+    REG(base + 0x08) = (REG(base + 0x08) & ~(3u << 2 * pin)) | (1u << 2 * pin);  /* OSPEEDR */
+    uint32_t afr = base + (pin < 8 ? 0x20u : 0x24u), shift = 4u * (pin % 8);
+    REG(afr) = (REG(afr) & ~(0xFu << shift)) | (af << shift);
+}
+
 void hal_init(void)
 {
     read_reset_reason();
-    /* USART3 on PD8 (TX) / PD9 (RX), AF7: the ST-LINK virtual COM port. */
-    RCC_AHB4ENR |= 1u << 3;                  /* GPIODEN */
-    RCC_APB1LENR |= 1u << 18;                /* USART3EN */
-    (void)RCC_APB1LENR;
-    GPIOD_MODER = (GPIOD_MODER & ~(0xFu << 16)) | (0xAu << 16);   /* AF mode */
-    GPIOD_OSPEEDR |= 0x5u << 16;                                  /* medium */
-    GPIOD_AFRH = (GPIOD_AFRH & ~0xFFu) | 0x77u;                   /* AF7 */
-    USART3_CR1 = 0;
-    USART3_BRR = (APB1_HZ + TF_CONSOLE_BAUD / 2) / TF_CONSOLE_BAUD;
+    /* The console: the ST-LINK virtual COM port on every board of the family. */
+    pin_af(TF_CONSOLE_TX_PORT, TF_CONSOLE_TX_PIN, TF_CONSOLE_AF);
+    pin_af(TF_CONSOLE_RX_PORT, TF_CONSOLE_RX_PIN, TF_CONSOLE_AF);
+    UART_CLOCK_ON();
+    UART_CR1 = 0;
+    UART_BRR = (APB_HZ + TF_CONSOLE_BAUD / 2) / TF_CONSOLE_BAUD;
     /* FIFOEN: a 16-byte receive FIFO; what still overflows it shows as ORE. */
-    USART3_CR1 = (1u << 29) | (1u << 3) | (1u << 2) | 1u; /* FIFOEN, TE, RE, UE */
+    UART_CR1 = (1u << 29) | (1u << 3) | (1u << 2) | 1u; /* FIFOEN, TE, RE, UE */
     hal_cycle_counter_init();
 }
 
 void hal_putc(char c)
 {
-    while (!(USART3_ISR & (1u << 7))) {}     /* TXE */
-    USART3_TDR = (uint8_t)c;
+    while (!(UART_ISR & (1u << 7))) {}     /* TXE */
+    UART_TDR = (uint8_t)c;
 }
 
 int hal_getc(void)
 {
-    uint32_t isr = USART3_ISR;
+    uint32_t isr = UART_ISR;
     if (isr & 0x6u)                          /* NE/FE: clear; the line's CRC catches the damage */
-        USART3_ICR = isr & 0x6u;
+        UART_ICR = isr & 0x6u;
     if (isr & 0x8u) {                        /* ORE: bytes were lost; the app NACKs the line */
-        USART3_ICR = 0x8u;
+        UART_ICR = 0x8u;
         return HAL_RX_LOST;
     }
     if (!(isr & (1u << 5)))                  /* RXNE (RXFNE with the FIFO on) */
         return -1;
-    return (int)(USART3_RDR & 0xFFu);
+    return (int)(UART_RDR & 0xFFu);
 }
 
 void hal_exit(int code)
 {
     (void)code;
     /* No one to return to on a board: flush, then a system reset. */
-    while (!(USART3_ISR & (1u << 6))) {}     /* TC */
+    while (!(UART_ISR & (1u << 6))) {}     /* TC */
     __asm volatile("dsb" ::: "memory");
     SCB_AIRCR = (0x5FAu << 16) | (1u << 2);  /* SYSRESETREQ */
     for (;;) {}
