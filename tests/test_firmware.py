@@ -28,16 +28,26 @@ def test_unknown_board_is_one_clear_line():
         load_board("nope")
 
 
+def _board_variant(tmp_path, monkeypatch, name, edit):
+    """boards/<name>.toml edited by `edit` as boards/myboard.toml, in a
+    boards dir (with every other board: the simulator's) tests can change."""
+    from tinyfake.firmware import boards
+    text = (boards.BOARDS_DIR / f"{name}.toml").read_text()
+    edited = edit(text).replace(f'name = "{name}"', 'name = "myboard"')
+    assert edited != text.replace(f'name = "{name}"', 'name = "myboard"')
+    (tmp_path / "myboard.toml").write_text(edited)
+    for other in (boards.BOARDS_DIR).glob("*.toml"):   # the simulator board
+        (tmp_path / other.name).write_text(other.read_text())
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace('cpu = "cortex-m7"', 'cpu = "cortex-m7'), "not a readable TOML board description"),
     (lambda t: t.replace('cpu = "cortex-m7"\n', ""), "lacks the key 'cpu'"),
     (lambda t: t.replace('name = "stm32h743"', 'name = "other"'), "differs from the file name 'myboard'"),
 ])
 def test_a_broken_board_file_is_one_line_naming_it(tmp_path, monkeypatch, edit, message):
-    from tinyfake.firmware import boards
-    text = (boards.BOARDS_DIR / "stm32h743.toml").read_text()
-    (tmp_path / "myboard.toml").write_text(edit(text).replace('name = "stm32h743"', 'name = "myboard"'))
-    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
+    _board_variant(tmp_path, monkeypatch, "stm32h743", edit)
     with pytest.raises(UserError, match=message) as err:
         load_board("myboard")
     assert "myboard.toml" in str(err.value) and "\n" not in str(err.value)
@@ -130,17 +140,6 @@ def test_each_board_links_with_its_own_budgets(tmp_path, name):
         build_fixture(tmp_path / "c", name, defines={"MODEL_WEIGHT_BYTES": rodata.size + (64 << 10)})
 
 
-def _board_variant(tmp_path, monkeypatch, name, edit):
-    from tinyfake.firmware import boards
-    text = (boards.BOARDS_DIR / f"{name}.toml").read_text()
-    edited = edit(text).replace(f'name = "{name}"', 'name = "myboard"')
-    assert edited != text.replace(f'name = "{name}"', 'name = "myboard"')
-    (tmp_path / "myboard.toml").write_text(edited)
-    for other in (boards.BOARDS_DIR).glob("*.toml"):   # the simulator board
-        (tmp_path / other.name).write_text(other.read_text())
-    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
-
-
 @pytest.mark.parametrize("edit, message", [
     # clock_hz that its PLL1 settings do not give
     (lambda t: t.replace("clock_hz = 520_000_000", "clock_hz = 550_000_000"),
@@ -150,6 +149,7 @@ def _board_variant(tmp_path, monkeypatch, name, edit):
                .replace("pll1_n = 260", "pll1_n = 275"),
      "clock_hz is above what this part runs"),
     (lambda t: t.replace('uart = "USART3"', 'uart = "USART2"'), "console uart must be USART1 or USART3"),
+    (lambda t: t.replace('supply = "ldo"', 'supply = "lod"'), "supply must be ldo or smps"),
 ])
 def test_a_clock_or_console_the_hal_cannot_give_fails_to_compile(tmp_path, monkeypatch, edit, message):
     _board_variant(tmp_path, monkeypatch, "stm32h723", edit)

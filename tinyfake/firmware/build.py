@@ -148,9 +148,8 @@ def _define_table(prefix: str, table: dict, where: str) -> list[str]:
 
 def _hal_flags(board: Board) -> list[str]:
     """The family HAL's settings, from the board file: [clock] as TF_CLOCK_*,
-    the console's UART, pins and baud, the die
-    (`part`) and the clock the board claims (the HAL checks it against its
-    PLL settings at compile time)."""
+    the console's UART, pins and baud, the die (`part`) and the clock the
+    board claims (the HAL checks it against its PLL settings at compile time)."""
     where = str(board.path)
     flags = [f"-DTF_BOARD_CLOCK_HZ={board.clock_hz}u",
              *_define_table("TF_CLOCK", board.clock, f"{where} [clock]")]

@@ -50,6 +50,9 @@
     || TF_CONSOLE_TX_PIN != 9 || TF_CONSOLE_RX_PORT != 1 || TF_CONSOLE_RX_PIN != 7)
 #error "the STM32F7 HAL drives USART1 on PA9 (TX) / PB7 (RX) only"
 #endif
+#ifndef TF_CLOCK_FLASH_WAIT_STATES
+#define TF_CLOCK_FLASH_WAIT_STATES 7u       /* 216 MHz at 2.7-3.6 V */
+#endif
 #ifndef TF_CONSOLE_BAUD
 #define TF_CONSOLE_BAUD 115200u
 #endif
@@ -75,10 +78,10 @@ static void clock_216mhz(void)
     while (!(PWR_CSR1 & (1u << 17))) {}      /* ODSWRDY */
     while (!(RCC_CR & (1u << 25))) {}        /* PLLRDY */
 
-    /* Flash: 7 wait states at 216 MHz, 2.7-3.6 V; ART and prefetch on;
-     * set before the clock goes up and read back. */
-    FLASH_ACR = (FLASH_ACR & ~0xFu) | 7u | (1u << 8) | (1u << 9);
-    while ((FLASH_ACR & 0xFu) != 7u) {}
+    /* Flash wait states from the board (7 at 216 MHz, 2.7-3.6 V); ART and
+     * prefetch on; set before the clock goes up and read back. */
+    FLASH_ACR = (FLASH_ACR & ~0xFu) | TF_CLOCK_FLASH_WAIT_STATES | (1u << 8) | (1u << 9);
+    while ((FLASH_ACR & 0xFu) != TF_CLOCK_FLASH_WAIT_STATES) {}
 
     /* AHB 216 MHz, APB1 /4 = 54 MHz, APB2 /2 = 108 MHz; then SW = PLL. */
     RCC_CFGR = (RCC_CFGR & ~((0xFu << 4) | (7u << 10) | (7u << 13) | 3u))

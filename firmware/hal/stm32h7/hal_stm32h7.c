@@ -88,6 +88,9 @@ _Static_assert(AHB_HZ <= 280000000u && APB_HZ <= 140000000u, "AHB/APB clocks abo
 #if defined(TF_PART_RM0399) && defined(TF_CLOCK_SUPPLY_SMPS)
 _Static_assert(TF_CLOCK_VOS != 0, "RM0399 parts reach VOS0 only from the LDO, not the direct SMPS");
 #endif
+#if !defined(TF_CLOCK_SUPPLY_LDO) && !defined(TF_CLOCK_SUPPLY_SMPS)
+#error "board file: supply must be ldo or smps"
+#endif
 #if defined(TF_CLOCK_SUPPLY_SMPS) && (defined(TF_PART_RM0433) || defined(TF_PART_RM0468))
 #error "supply = smps: this part has no SMPS"
 #endif
