@@ -122,7 +122,7 @@ def test_arena_falls_back_to_axi_sram_then_fails(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["stm32h723", "stm32h7a3", "stm32h747i-disco",
-                                  "stm32f746g-disco"])
+                                  "stm32h750b-dk", "stm32f746g-disco"])
 def test_each_board_links_with_its_own_budgets(tmp_path, name):
     # Budgets from the board file: an arena too big for the first arena
     # region falls back to the next; too big for the last, or weights too
@@ -164,6 +164,47 @@ def test_a_bad_console_pin_is_one_line(tmp_path, monkeypatch):
         build_fixture(tmp_path / "b", "myboard")
 
 
+def test_qspi_board_keeps_code_inside_and_constants_in_qspi(tmp_path, monkeypatch):
+    # STM32H750B-DK: code in the 128 KB internal flash, .rodata (weights,
+    # their CRC) in the QSPI flash, one BIN per flash (not one across the
+    # 2 GB between them), and a boot path that reads nothing from QSPI
+    # before the HAL has mapped it.
+    from tinyfake.firmware import build as fw_build
+    board = load_board("stm32h750b-dk")
+    flash, qspi = board.regions["FLASH"], board.regions["QSPI"]
+    b = build_fixture(tmp_path / "a", board.name)
+    syms = Elf(b.elf).symbols()
+    assert syms["__tf_rodata_start"] == qspi.origin and syms["__tf_rodata_end"] > qspi.origin
+    assert flash.origin <= syms["hal_early_init"] < flash.origin + flash.size
+    usage = b.board_image.usage
+    assert usage["QSPI"].parts["rodata"] > 0 and "rodata" not in usage["FLASH"].parts
+    qspi_bin = tmp_path / "a" / "fw" / "stm32h750b-dk-QSPI.bin"
+    assert qspi_bin in b.outputs and b.bin.stat().st_size == usage["FLASH"].used
+    assert usage["QSPI"].used <= qspi_bin.stat().st_size < usage["QSPI"].used + 16
+    assert fw_build.boot_reads(b.elf, qspi) == []
+    # the check sees what a later function reads there, through its calls too
+    assert fw_build.boot_reads(b.elf, qspi, "flash_crc_computed")
+    assert any(r.startswith("crc32_update") for r in fw_build.boot_reads(b.elf, qspi, "flash_crc_computed"))
+    # a boot path that reads QSPI is refused at build time
+    real = fw_build.boot_reads
+    monkeypatch.setattr(fw_build, "boot_reads", lambda elf, region: real(elf, region, "main"))
+    with pytest.raises(UserError, match="boot code reads region QSPI before the HAL has mapped") as err:
+        build_fixture(tmp_path / "b", board.name)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('size = "128M"', 'size = "100M"'), r"size = 104857600 is not a power of two"),
+    (lambda t: t.replace('"PF10:9"', '"PF10"'), r"pin 'PF10' is not a pin with its alternate function"),
+    (lambda t: t.replace('size = "128M"', 'size = "8G"'), r"bad size '8G'"),
+])
+def test_a_bad_qspi_table_is_one_line(tmp_path, monkeypatch, edit, message):
+    _board_variant(tmp_path, monkeypatch, "stm32h750b-dk", edit)
+    with pytest.raises(UserError, match=r"myboard.toml \[qspi\]: " + message) as err:
+        build_fixture(tmp_path / "b", "myboard")
+    assert "\n" not in str(err.value)
+
+
 def test_compile_error_is_one_line(tmp_path):
     with pytest.raises(UserError, match="firmware does not compile: .*extra.c"):
         build_fixture(tmp_path, extra_c="int broken(void) { return nope; }\n")
@@ -174,3 +215,4 @@ def test_boards_command(capsys):
     assert main(["boards"]) == 0
     out = capsys.readouterr().out
     assert "stm32h743" in out and "DTCM 128 KiB" in out and "480 MHz" in out
+    assert "flash 128 KiB FLASH + 3 MiB QSPI" in out and "code FLASH, weights QSPI" in out  # stm32h750b-dk

@@ -74,7 +74,7 @@ def run(args) -> int:
 
     _stage(f"firmware: {board.name} and its simulator map")
     fw = build_for_run(run_dir, board)
-    for path in (fw.elf, fw.bin, fw.hex, fw.sim_elf):
+    for path in fw.outputs:
         print(f"  {path}")
 
     t = _stage("verify in simulation (QEMU mps2-an500, exact instruction counts)")

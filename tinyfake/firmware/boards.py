@@ -63,6 +63,7 @@ class Board:
     banks: dict[str, Region] = field(default_factory=dict)
     qemu: dict = field(default_factory=dict)
     renode: dict = field(default_factory=dict)  # platform + overlay script (harness/renode.py)
+    qspi: dict = field(default_factory=dict)    # memory-mapped QSPI flash the HAL sets up at boot
     part: str = ""     # the die within the family (its reference manual), for the HAL
     path: Path | None = None
 
@@ -110,7 +111,8 @@ def load_board(name: str) -> Board:
                       regions=regions, profile=profile, console=d.get("console", {}),
                       clock=d.get("clock", {}), flash=d.get("flash", {}),
                       simulator=d.get("simulator"), banks=_regions(d.get("banks", {}), str(path)),
-                      qemu=d.get("qemu", {}), renode=d.get("renode", {}), part=d.get("part", ""), path=path)
+                      qemu=d.get("qemu", {}), renode=d.get("renode", {}), qspi=d.get("qspi", {}),
+                      part=d.get("part", ""), path=path)
     except KeyError as exc:
         raise UserError(f"{path}: the board description lacks the key {exc}") from None
     except (ValueError, TypeError) as exc:

@@ -17,17 +17,19 @@ def _size(n: int) -> str:
 def run(args) -> int:
     for name in list_boards():
         b = load_board(name)
-        rom = sum(r.size for r in b.regions.values() if r.kind == "rom")
+        roms = [r for r in b.regions.values() if r.kind == "rom"]
+        rom = " + ".join(f"{_size(r.size)} {r.name}" for r in roms) if len(roms) > 1 else _size(roms[0].size)
         ram = sum(r.size for r in b.regions.values() if r.kind == "ram")
         flashers = ", ".join(k for k in b.flash if k != "default") or "-"
         sim = f"simulated on {b.simulator}" if b.simulator else "simulator machine"
         print(f"{b.name:12s} {b.title}")
-        print(f"{'':12s} {b.cpu} @ {b.clock_hz / 1e6:.0f} MHz, flash {_size(rom)}, RAM {_size(ram)}; "
+        print(f"{'':12s} {b.cpu} @ {b.clock_hz / 1e6:.0f} MHz, flash {rom}, RAM {_size(ram)}; "
               f"console {b.console.get('uart', '?')} @ {b.console.get('baud', '?')}; flash with {flashers}; {sim}")
         regions = ", ".join(f"{r.name} {_size(r.size)}" + (f" @0x{r.origin:08x}" if args.verbose else "")
                             for r in b.regions.values())
         print(f"{'':12s} regions: {regions}")
         p = b.profile
-        print(f"{'':12s} profile: code+weights {p.text}, data/bss {p.data}/{p.bss}, "
+        placed = f"code+weights {p.text}" if p.text == p.rodata else f"code {p.text}, weights {p.rodata}"
+        print(f"{'':12s} profile: {placed}, data/bss {p.data}/{p.bss}, "
               f"stack {_size(p.stack_size)} in {p.stack}, arena {' or '.join(p.arena)}")
     return 0

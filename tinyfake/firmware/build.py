@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import REPO_ROOT, Board, Region, load_board
+from tinyfake.firmware.boards import REPO_ROOT, Board, Region, load_board, parse_size
 from tinyfake.firmware.linker import linker_script, sim_regions
 from tinyfake.firmware.model_header import ModelInfo, read_model_header
 from tinyfake.firmware.selftest import selftest_output, write_selftest_c
@@ -31,6 +31,7 @@ from tinyfake.report.memory import RegionUse, region_usage
 FIRMWARE = REPO_ROOT / "firmware"
 CC = "arm-none-eabi-gcc"
 OBJCOPY = "arm-none-eabi-objcopy"
+OBJDUMP = "arm-none-eabi-objdump"
 CFLAGS = ["-mthumb", "-O2", "-g", "-std=gnu11", "-ffunction-sections", "-fdata-sections",
           "-Wall", "-Werror"]
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
@@ -127,6 +128,31 @@ def _board_info_c(board: Board, platform: Board) -> str:
 
 
 _PIN = re.compile(r"P([A-K])(\d{1,2})")
+_AF_PIN = re.compile(r"P([A-K])(\d{1,2}):(\d{1,2})")
+
+
+def _qspi_flags(qspi: dict, where: str) -> list[str]:
+    """[qspi] as TF_QSPI_*: FSIZE from the chips' total size (a power of two),
+    the pins as an X-macro list TF_QSPI_PIN(port, pin, af)... (code, not a
+    table: nothing may read .rodata before the HAL has mapped the QSPI flash)."""
+    table = dict(qspi)
+    try:
+        size = parse_size(table.pop("size"))
+        pins = table.pop("pins")
+    except KeyError as exc:
+        raise UserError(f"{where}: lacks the key {exc}") from None
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    if size < 2 or size & (size - 1):
+        raise UserError(f"{where}: size = {size} is not a power of two (the QSPI flash's total size)")
+    calls = []
+    for text in pins if isinstance(pins, list) else [pins]:
+        pin = _AF_PIN.fullmatch(str(text))
+        if not pin or int(pin.group(2)) > 15 or int(pin.group(3)) > 15:
+            raise UserError(f"{where}: pin {text!r} is not a pin with its alternate function like \"PF10:9\"")
+        calls.append(f"TF_QSPI_PIN({ord(pin.group(1)) - ord('A')},{pin.group(2)},{pin.group(3)})")
+    return [f"-DTF_QSPI_FSIZE={size.bit_length() - 2}u", f"-DTF_QSPI_PINS={''.join(calls)}",
+            *_define_table("TF_QSPI", table, where)]
 
 
 def _define_table(prefix: str, table: dict, where: str) -> list[str]:
@@ -170,6 +196,8 @@ def _hal_flags(board: Board) -> list[str]:
                       f"-DTF_CONSOLE_{end.upper()}_PIN={pin.group(2)}"]
     if "af" in con:
         flags.append(f"-DTF_CONSOLE_AF={int(con['af'])}u")
+    if board.qspi:
+        flags += _qspi_flags(board.qspi, f"{where} [qspi]")
     return flags
 
 
@@ -199,6 +227,43 @@ def write_flash_check(elf: Path) -> int:
         if r.returncode != 0:
             raise UserError(f"objcopy failed: {_first_error(r.stderr)}")
     return crc
+
+
+_FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
+_CONSTANT = re.compile(r"\.word\s+0x([0-9a-f]+)|\bmovt\s+\w+, #(\d+)")
+_CALL = re.compile(r"\sb(?:l|\.w)?\s+[0-9a-f]+ <([^>+]+)>")
+
+
+def boot_reads(elf: Path, region: Region, root: str = "hal_early_init") -> list[str]:
+    """The addresses in `region` that `root`, and every function it calls,
+    loads as a constant (a literal-pool word, or the high half a movt sets):
+    code that runs before the HAL maps the region must not touch it. Returns
+    "function: 0x..." items, empty when the boot path is clean."""
+    r = _run([OBJDUMP, "-d", str(elf)], "objdump")
+    if r.returncode != 0:
+        raise UserError(f"objdump failed: {_first_error(r.stderr)}")
+    bodies: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in r.stdout.splitlines():
+        m = _FUNCTION.match(line)
+        if m:
+            current = bodies.setdefault(m.group(2), [])
+        else:
+            current.append(line)
+    lo, hi = region.origin, region.origin + region.size
+    found, seen, todo = [], set(), [root]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in bodies:
+            continue
+        seen.add(name)
+        for line in bodies[name]:
+            for word, movt in _CONSTANT.findall(line):
+                value = int(word, 16) if word else int(movt) << 16
+                if lo <= value < hi or (movt and lo >> 16 <= int(movt) < -(-hi >> 16)):
+                    found.append(f"{name}: 0x{value:08x}")
+            todo += _CALL.findall(line)
+    return found
 
 
 def _overflow_message(stderr: str, board: Board, arena: str, model: ModelInfo) -> str | None:
@@ -341,18 +406,32 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
                 raise UserError(_overflow_message(err, board, arena_choice, model)
                                 or f"simulator firmware does not link: {_first_error(err)}")
         write_flash_check(elf)
+        if variant == "board" and board.qspi:
+            region = board.regions[board.profile.rodata]
+            early = boot_reads(elf, region)
+            if early:
+                raise UserError(f"the boot code reads region {region.name} before the HAL has mapped the "
+                                f"QSPI flash ({', '.join(early[:3])}); keep constants out of "
+                                f"hal_early_init (firmware/hal/{board.family})")
         usage = region_usage(elf, regions_of[variant], board.profile.text)
         images[variant] = LinkedImage(variant, elf, script, elf.with_suffix(".map"),
                                       regions_of[variant], usage)
 
     bin_path, hex_path = out / f"{board.name}.bin", out / f"{board.name}.hex"
-    for fmt, path in (("binary", bin_path), ("ihex", hex_path)):
-        r = _run([OBJCOPY, "-O", fmt, str(images["board"].elf), str(path)], "objcopy")
+    # One BIN per flash: with the constants in another flash (QSPI), a single
+    # BIN would span the gap between them (2 GB from 0x08000000 to 0x90000000).
+    constants = [".rodata", ".tf_check"]
+    bins = {bin_path: []}
+    if board.profile.rodata != board.profile.text:
+        bins = {bin_path: [f"--remove-section={s}" for s in constants],
+                out / f"{board.name}-{board.profile.rodata}.bin": [f"--only-section={s}" for s in constants]}
+    for fmt, path, sections in [("ihex", hex_path, []), *(("binary", p, s) for p, s in bins.items())]:
+        r = _run([OBJCOPY, "-O", fmt, *sections, str(images["board"].elf), str(path)], "objcopy")
         if r.returncode != 0:
             raise UserError(f"objcopy failed: {_first_error(r.stderr)}")
     build = FirmwareBuild(board, model, arena_choice, images["board"], images["sim"], bin_path, hex_path,
                           channels="rgb" if not rgb_size else channels, channel_scratch_bytes=scratch_bytes)
-    build.outputs = [images["board"].elf, bin_path, hex_path, images["sim"].elf]
+    build.outputs = [images["board"].elf, *bins, hex_path, images["sim"].elf]
     return build
 
 

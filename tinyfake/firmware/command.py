@@ -28,7 +28,7 @@ def format_build(build) -> str:
             if u.used:
                 parts = ", ".join(f"{k} {v:,}" for k, v in u.parts.items())
                 lines.append(f"    {name:9s} {u.used:>9,} / {u.size:,} B ({100 * u.used / u.size:4.1f}%)  {parts}")
-    lines.append(f"  {build.bin}\n  {build.hex}")
+    lines += [f"  {p}" for p in build.outputs if p.suffix in (".bin", ".hex")]
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 /* STM32H7 HAL: supply, voltage scale, PLL1 clock tree, caches, console UART,
- * IWDG1. One source for the family; what differs between boards comes from
+ * IWDG1, and on boards with [qspi] the QSPI NOR flash memory-mapped at
+ * 0x90000000 (where such a board keeps its weights). One source for the family; what differs between boards comes from
  * the board file as TF_CLOCK_* / TF_CONSOLE_* defines (tinyfake/firmware/
  * build.py), what differs between dies from TF_PART_* (the reference manual:
  * RM0433 H742/743/750/753, RM0399 H745/747/755/757, RM0468 H723/725/730/
@@ -27,6 +28,7 @@
 #define RCC_PLLCFGR   REG(RCC_BASE + 0x2C)
 #define RCC_PLL1DIVR  REG(RCC_BASE + 0x30)
 #define RCC_RSR       REG(RCC_BASE + 0xD0)
+#define RCC_AHB3ENR   REG(RCC_BASE + 0xD4)
 #define RCC_AHB2ENR   REG(RCC_BASE + 0xDC)
 #define RCC_AHB4ENR   REG(RCC_BASE + 0xE0)
 #define RCC_APB1LENR  REG(RCC_BASE + 0xE8)
@@ -172,6 +174,97 @@ static void clock_tree(void)
     while (((RCC_CFGR >> 3) & 7u) != 3u) {}  /* SWS */
 }
 
+/* One pin to alternate function `af` at `speed` (OSPEEDR: 1 medium, 3 very high). */
+static void pin_af(uint32_t port, uint32_t pin, uint32_t af, uint32_t speed)
+{
+    RCC_AHB4ENR |= 1u << port;               /* GPIOxEN */
+    (void)RCC_AHB4ENR;
+    uint32_t base = GPIO(port);
+    REG(base + 0x00) = (REG(base + 0x00) & ~(3u << 2 * pin)) | (2u << 2 * pin);  /* MODER: AF */
+    REG(base + 0x08) = (REG(base + 0x08) & ~(3u << 2 * pin)) | (speed << 2 * pin);
+    uint32_t afr = base + (pin < 8 ? 0x20u : 0x24u), shift = 4u * (pin % 8);
+    REG(afr) = (REG(afr) & ~(0xFu << shift)) | (af << shift);
+}
+
+#ifdef TF_QSPI_FSIZE
+/* ---- QSPI NOR flash, memory-mapped (RM0433 QUADSPI; Micron MT25Q commands) ----
+ * Runs in hal_early_init, before the reset handler copies .data: it may use
+ * only code and registers. .rodata lives in this flash, so a constant table
+ * here would be read before it exists: the pins come as code (TF_QSPI_PINS). */
+#define QSPI_BASE  0x52005000u
+#define QSPI_CR    REG(QSPI_BASE + 0x00)
+#define QSPI_DCR   REG(QSPI_BASE + 0x04)
+#define QSPI_SR    REG(QSPI_BASE + 0x08)
+#define QSPI_FCR   REG(QSPI_BASE + 0x0C)
+#define QSPI_DLR   REG(QSPI_BASE + 0x10)
+#define QSPI_CCR   REG(QSPI_BASE + 0x14)
+#define QSPI_PSMKR REG(QSPI_BASE + 0x24)
+#define QSPI_PSMAR REG(QSPI_BASE + 0x28)
+#define QSPI_PIR   REG(QSPI_BASE + 0x2C)
+/* CCR fields: lines per phase (0 none, 1 single, 3 quad), functional mode */
+#define CCR_IMODE(n)  ((uint32_t)(n) << 8)
+#define CCR_ADMODE(n) ((uint32_t)(n) << 10)
+#define CCR_ADSIZE32  (3u << 12)
+#define CCR_DCYC(n)   ((uint32_t)(n) << 18)
+#define CCR_DMODE(n)  ((uint32_t)(n) << 24)
+#define CCR_FMODE(n)  ((uint32_t)(n) << 26)  /* 0 write, 1 read, 2 auto-poll, 3 mapped */
+#ifndef TF_QSPI_DUAL_FLASH
+#define TF_QSPI_DUAL_FLASH 0
+#endif
+#ifndef TF_QSPI_PRESCALER
+#define TF_QSPI_PRESCALER 3u
+#endif
+_Static_assert(TF_QSPI_FSIZE >= 1 && TF_QSPI_FSIZE <= 31, "[qspi] size must be 4 B to 4 GB");
+_Static_assert(TF_QSPI_PRESCALER <= 255, "[qspi] prescaler must be 0-255");
+
+/* An instruction-only command on `lines` (1 or 3 = quad), waited for. */
+static void qspi_command(uint32_t instruction, uint32_t lines)
+{
+    while (QSPI_SR & (1u << 5)) {}           /* BUSY */
+    QSPI_CCR = instruction | CCR_IMODE(lines);
+    while (!(QSPI_SR & (1u << 1))) {}        /* TCF */
+    QSPI_FCR = 1u << 1;
+}
+
+static void qspi_memory_mapped(void)
+{
+#define TF_QSPI_PIN(port, pin, af) pin_af(port, pin, af, 3u);
+    TF_QSPI_PINS
+#undef TF_QSPI_PIN
+    RCC_AHB3ENR |= 1u << 14;                 /* QSPIEN; kernel clock: AHB (reset default) */
+    (void)RCC_AHB3ENR;
+    QSPI_CR = (TF_QSPI_PRESCALER << 24) | (TF_QSPI_DUAL_FLASH ? 1u << 6 : 0u)  /* DFM */
+              | (1u << 4);                   /* SSHIFT: sample half a cycle late */
+    QSPI_DCR = (TF_QSPI_FSIZE << 16) | (3u << 8);  /* FSIZE, CS high 4 cycles between commands */
+    QSPI_CR |= 1u;                           /* EN */
+
+    /* Reset the chips to their power-on state from whichever mode they are
+     * in: a debugger (OpenOCD's stmqspi) leaves them in quad (QPI) mode. */
+    qspi_command(0x66, 3);                   /* RESET ENABLE, quad */
+    qspi_command(0x99, 3);                   /* RESET MEMORY, quad */
+    qspi_command(0x66, 1);                   /* the same on one line */
+    qspi_command(0x99, 1);
+
+    /* Wait until no chip is busy: poll READ STATUS (0x05) for WIP = 0. */
+    QSPI_DLR = TF_QSPI_DUAL_FLASH ? 1u : 0u; /* one status byte per chip */
+    QSPI_PSMKR = TF_QSPI_DUAL_FLASH ? 0x0101u : 0x01u;
+    QSPI_PSMAR = 0;
+    QSPI_PIR = 0x10;
+    QSPI_CR |= 1u << 22;                     /* APMS: stop at the match */
+    QSPI_CCR = 0x05u | CCR_IMODE(1) | CCR_DMODE(1) | CCR_FMODE(2);
+    while (!(QSPI_SR & (1u << 3))) {}        /* SMF */
+    QSPI_FCR = 1u << 3;
+    while (QSPI_SR & (1u << 5)) {}
+
+    /* Memory-mapped 4-BYTE QUAD OUTPUT FAST READ (0x6C): instruction and
+     * 32-bit address on one line, 8 dummy cycles (the chips' default), data
+     * on four lines per chip. */
+    QSPI_CCR = 0x6Cu | CCR_IMODE(1) | CCR_ADMODE(1) | CCR_ADSIZE32 | CCR_DCYC(8)
+               | CCR_DMODE(3) | CCR_FMODE(3);
+    __asm volatile("dsb\n isb" ::: "memory");
+}
+#endif
+
 void hal_early_init(void)
 {
     /* The D2/AHB SRAMs may hold linker sections: clock them first. */
@@ -183,6 +276,9 @@ void hal_early_init(void)
     (void)RCC_AHB2ENR;
     supply_and_voltage();
     clock_tree();
+#ifdef TF_QSPI_FSIZE
+    qspi_memory_mapped();                    /* before the caches: nothing of it is cached yet */
+#endif
     hal_caches_on();
 }
 
@@ -220,24 +316,12 @@ void hal_watchdog_kick(void)
     IWDG1_KR = 0xAAAAu;
 }
 
-/* One pin to alternate function `af`, medium speed. */
-static void pin_af(uint32_t port, uint32_t pin, uint32_t af)
-{
-    RCC_AHB4ENR |= 1u << port;               /* GPIOxEN */
-    (void)RCC_AHB4ENR;
-    uint32_t base = GPIO(port);
-    REG(base + 0x00) = (REG(base + 0x00) & ~(3u << 2 * pin)) | (2u << 2 * pin);  /* MODER: AF */
-    REG(base + 0x08) = (REG(base + 0x08) & ~(3u << 2 * pin)) | (1u << 2 * pin);  /* OSPEEDR */
-    uint32_t afr = base + (pin < 8 ? 0x20u : 0x24u), shift = 4u * (pin % 8);
-    REG(afr) = (REG(afr) & ~(0xFu << shift)) | (af << shift);
-}
-
 void hal_init(void)
 {
     read_reset_reason();
     /* The console: the ST-LINK virtual COM port on every board of the family. */
-    pin_af(TF_CONSOLE_TX_PORT, TF_CONSOLE_TX_PIN, TF_CONSOLE_AF);
-    pin_af(TF_CONSOLE_RX_PORT, TF_CONSOLE_RX_PIN, TF_CONSOLE_AF);
+    pin_af(TF_CONSOLE_TX_PORT, TF_CONSOLE_TX_PIN, TF_CONSOLE_AF, 1u);
+    pin_af(TF_CONSOLE_RX_PORT, TF_CONSOLE_RX_PIN, TF_CONSOLE_AF, 1u);
     UART_CLOCK_ON();
     UART_CR1 = 0;
     UART_BRR = (APB_HZ + TF_CONSOLE_BAUD / 2) / TF_CONSOLE_BAUD;
