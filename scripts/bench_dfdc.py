@@ -53,6 +53,12 @@ EXPERIMENTS = {
                         "--size 64 --alpha 0.75 --epochs 24 --patience 8"),
     "dfdc64_a075_e40": ("width a0.75, 40 epochs (the recipe: `--recipe dfdc`)",
                         "--size 64 --alpha 0.75 --epochs 40 --patience 10"),
+    # warm restarts of the e40 run: a new cosine cycle from its weights, on its split
+    "dfdc64_a075_e40_ft16": ("e40 + 16 epochs fine-tuning (lr 1e-3, mild)",
+                             "--method finetune --init runs/dfdc64_a075_e40 --epochs 16 --lr 1e-3 --patience 16"),
+    "dfdc64_a075_e40_ft16_jpeg": ("e40 + 16 epochs fine-tuning with JPEG re-encoding (q30-95)",
+                                  "--method finetune --init runs/dfdc64_a075_e40 --epochs 16 --lr 1e-3 "
+                                  "--patience 16 --augment jpeg"),
     "dfdc64_a025_fftlbp": ("RGB + FFT + LBP input", "--size 64 --channels rgb+fft+lbp"),
     "dfdc64_a025_e30": ("30 epochs instead of 12", "--size 64 --epochs 30 --patience 8"),
     "dfdc64_a025_distill": ("distilled from the a0.5 run (teacher)",

@@ -88,10 +88,14 @@ def test_dataloader_workers_do_not_change_the_weights(tmp_path):
 def test_augmentation_policies_differ_and_keep_shape():
     from tinyfake.data.augment import augment_policy, policy_name
     x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
-    out = {p: augment_policy(x, np.random.default_rng(1), p) for p in ("none", "mild", "strong")}
+    out = {p: augment_policy(x, np.random.default_rng(1), p) for p in ("none", "mild", "jpeg", "strong")}
     assert out["none"] is x
     assert all(o.shape == x.shape and o.dtype == np.uint8 for o in out.values())
-    assert not np.array_equal(out["mild"], x) and not np.array_equal(out["strong"], out["mild"])
+    assert not np.array_equal(out["mild"], x)
+    # jpeg re-encodes some of mild's images (the same draws) and leaves the others as mild made them
+    changed = [not np.array_equal(j, m) for j, m in zip(out["jpeg"], out["mild"])]
+    assert any(changed) and not all(changed)
+    assert not np.array_equal(out["strong"], out["jpeg"])
     assert policy_name(True) == "mild" and policy_name(False) == "none"  # older runs' bools
 
 
@@ -144,9 +148,32 @@ def test_recipe_fills_options_the_command_line_does_not_give(tmp_path):
     (["--size", "100000"], "--size must be an integer from 8 to 512"),
     (["--name", "../escaped"], "must be a plain folder name"),
     (["--name", ".hidden"], "must be a plain folder name"),
+    (["--method", "finetune"], "needs --init"),
 ])
 def test_cli_impossible_training_options_fail_before_any_work(capsys, tmp_path, argv, message):
     assert main(["train", "--runs-dir", str(tmp_path / "runs"), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "escaped").exists() and not any((tmp_path / "runs").glob("*"))
+
+
+def test_finetune_starts_from_the_init_run(trained, tmp_path):
+    """--method finetune trains the --init run on (its data, model and split):
+    at a vanishing learning rate its weights stay the init run's, where a
+    fresh run's are far from them."""
+    run, config, _ = trained
+    init = {k: v.detach() for k, v in load_trained(run.root)[0].named_parameters()}
+
+    def distance(root) -> float:
+        model = load_trained(root)[0]
+        return max(float((p.detach() - init[k]).norm() / init[k].norm().clamp(min=1e-8))
+                   for k, p in model.named_parameters())
+
+    ft = make_config(None, 48, epochs=1, batch_size=32, seed=1, lr=1e-9, augment="jpeg",
+                     method="finetune", finetune=dict(init=str(run.root)))
+    m = train(ft, tmp_path / "ft", progress=False)
+    saved = RunDir(tmp_path / "ft").read_config()
+    assert saved["data"] == config["data"] and saved["model"] == config["model"]  # --size 48 is not used
+    assert m["counts"] == json.loads(run.metrics.read_text())["counts"]
+    train(make_config(None, 32, epochs=1, batch_size=32, seed=1, lr=1e-9), tmp_path / "fresh", progress=False)
+    assert distance(tmp_path / "ft") < 1e-4 < 1e-1 < distance(tmp_path / "fresh")

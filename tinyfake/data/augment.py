@@ -36,7 +36,7 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, *, flip=True,
 
 
 # Training augmentation policies (`tinyfake train --augment`).
-POLICIES = ("none", "mild", "strong")
+POLICIES = ("none", "mild", "jpeg", "strong")
 
 
 def policy_name(augment) -> str:
@@ -48,10 +48,10 @@ def policy_name(augment) -> str:
 
 
 def augment_policy(x: np.ndarray, rng: np.random.Generator, policy: str) -> np.ndarray:
-    """none: x as is; mild: `augment_batch`; strong: mild, then per image with
-    some probability JPEG re-encoding (quality 30-95: what platforms do to a
-    face), a Gaussian blur, and a cut-out square filled with the image mean
-    (so the model cannot lean on one region)."""
+    """none: x as is; mild: `augment_batch`; jpeg: mild, then half the images
+    JPEG re-encoded (quality 30-95: what platforms do to a face); strong: as
+    jpeg, plus with some probability a Gaussian blur and a cut-out square
+    filled with the image mean (so the model cannot lean on one region)."""
     if policy == "none":
         return x
     out = augment_batch(x, rng)
@@ -65,6 +65,8 @@ def augment_policy(x: np.ndarray, rng: np.random.Generator, policy: str) -> np.n
     for i in range(n):
         if rng.random() < 0.5:
             out[i] = jpeg_recompress(out[i:i + 1], int(rng.integers(30, 96)))[0]
+        if policy == "jpeg":
+            continue
         if rng.random() < 0.25:
             sigma = float(rng.uniform(0.3, 1.2))
             out[i] = cv2.GaussianBlur(out[i], (0, 0), sigmaX=sigma)

@@ -8,7 +8,7 @@ from tinyfake.data.augment import POLICIES
 from tinyfake.models import CHANNELS, MODELS, check_channels
 from tinyfake.runs import RUNS_ROOT, RunDir
 from tinyfake.errors import UserError
-from tinyfake.train.supervised import METHODS, TRAIN_DEFAULTS, make_config, train
+from tinyfake.train.supervised import INIT_METHODS, METHODS, TRAIN_DEFAULTS, make_config, train
 
 HELP = "train a real-vs-fake face classifier (writes runs/<name>/model.pt, metrics.json)"
 
@@ -40,8 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=d["patience"],
                    help="stop after this many epochs without a better validation AUC")
     p.add_argument("--augment", choices=POLICIES, default=None,
-                   help="training augmentation: none, mild (default: flip, shift, colour jitter) or "
-                        "strong (mild + JPEG re-encoding, blur, cut-out)")
+                   help="training augmentation: none, mild (default: flip, shift, colour jitter), "
+                        "jpeg (mild + JPEG re-encoding) or strong (jpeg + blur, cut-out)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation (= --augment none)")
     p.add_argument("--workers", type=int, default=d["workers"],
                    help=f"DataLoader processes that augment batches (0: in the training process; "
@@ -60,9 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--method", default="supervised", choices=METHODS,
                    help="supervised (default); simclr: SimCLR pre-training then a linear probe on the "
                         "frozen backbone; simclr-finetune: then train the whole net; distill: from "
-                        "--teacher; prune: channel-prune the --init run; qat: quantization-aware "
-                        "fine-tuning of the --init run (prune/qat take data and model from --init)")
-    g.add_argument("--init", metavar="RUN_DIR", help="prune/qat: the trained run to start from")
+                        "--teacher; finetune: train the --init run on with a new schedule (--epochs, --lr, "
+                        "--augment); prune: channel-prune the --init run; qat: quantization-aware "
+                        "fine-tuning of the --init run (finetune/prune/qat take data and model from --init)")
+    g.add_argument("--init", metavar="RUN_DIR", help="finetune/prune/qat: the trained run to start from")
     g.add_argument("--teacher", metavar="RUN_DIR",
                    help="distill (or prune): the trained teacher run, on the same data and seed")
     g.add_argument("--distill-alpha", type=float, metavar="A",
@@ -123,7 +124,7 @@ def apply_recipe(args) -> None:
 _SIMCLR = {"simclr": "simclr", "simclr-finetune": "simclr"}
 # CLI option -> (key in the option table, {method it applies to: option table})
 METHOD_ARGS = {
-    "init": ("init", {"prune": "prune", "qat": "qat"}),
+    "init": ("init", {m: m for m in INIT_METHODS}),
     "teacher": ("teacher", {"distill": "distill", "prune": "distill"}),
     "distill_alpha": ("alpha", {"distill": "distill", "prune": "distill"}),
     "temperature": ("temperature", _SIMCLR),
@@ -141,7 +142,7 @@ METHOD_ARGS = {
 
 def method_tables(args) -> dict:
     """The [train.<group>] options given on the command line for args.method."""
-    if args.method in ("prune", "qat") and not args.init:
+    if args.method in INIT_METHODS and not args.init:
         raise UserError(f"--method {args.method} needs --init RUN_DIR (the trained run to start from)")
     if args.method == "distill" and not args.teacher:
         raise UserError("--method distill needs --teacher RUN_DIR (a larger run trained by tinyfake)")
@@ -172,7 +173,7 @@ def config_from_args(args) -> dict:
                             num_layers=args.num_layers, squeeze_excite=not args.no_squeeze_excite,
                             h_swish=not args.no_hard_swish)
     channels = getattr(args, "channels", "rgb") or "rgb"
-    if args.method in ("prune", "qat"):
+    if args.method in INIT_METHODS:
         if channels != "rgb":
             raise UserError(f"--method {args.method} takes the model (its input channels included) "
                             "from --init; leave out --channels")
@@ -216,7 +217,7 @@ def run(args) -> int:
     data_name = "default" if config["data"]["source"] == "default" else Path(config["data"]["source"]).stem
     chan = "_fftlbp" if config["model"].get("channels", "rgb") != "rgb" else ""
     name = args.name or f"{args.arch}{args.size}{chan}_{data_name}"
-    if args.method in ("prune", "qat") and not args.name:
+    if args.method in INIT_METHODS and not args.name:
         name = f"{Path(args.init).resolve().name}_{args.method}"
     elif args.method != "supervised" and not args.name:
         name += f"_{args.method}"

@@ -5,11 +5,14 @@
 | simclr            | [train.simclr]    | random init; SimCLR, then frozen probe |
 | simclr-finetune   | [train.simclr]    | as simclr, then the whole net trained |
 | distill           | [train.distill]   | random init; teacher = a trained run |
+| finetune          | [train.finetune]  | a trained run (`init`); a new schedule |
 | prune             | [train.prune] (+ [train.distill] for a teacher) | a trained run (`init`) |
 | qat               | [train.qat]       | a trained run (`init`)               |
 
-prune and qat take the data and model of their `init` run, so they are
-evaluated on exactly the split of the float model they start from.
+finetune, prune and qat take the data and model of their `init` run, so they
+are evaluated on exactly the split of the float model they start from.
+finetune trains it on with the run's own epochs, lr and augmentation (a warm
+restart of the cosine schedule).
 """
 from __future__ import annotations
 
@@ -18,10 +21,12 @@ import torch
 
 from tinyfake.errors import UserError
 from tinyfake.runs import RunDir
+from tinyfake.train.supervised import INIT_METHODS
 
 # Which option tables each method uses.
 GROUPS = {"simclr": ("simclr",), "simclr-finetune": ("simclr",), "distill": ("distill",),
-          "prune": ("prune", "distill"), "qat": ("qat",)}
+          "finetune": ("finetune",), "prune": ("prune", "distill"), "qat": ("qat",)}
+FINETUNE_DEFAULTS = dict(init="")
 
 
 def _defaults(group: str) -> dict:
@@ -29,8 +34,8 @@ def _defaults(group: str) -> dict:
     from tinyfake.train.prune import PRUNE_DEFAULTS
     from tinyfake.train.qat import QAT_DEFAULTS
     from tinyfake.train.simclr import SIMCLR_DEFAULTS
-    return {"simclr": SIMCLR_DEFAULTS, "distill": DISTILL_DEFAULTS, "prune": PRUNE_DEFAULTS,
-            "qat": QAT_DEFAULTS}[group]
+    return {"simclr": SIMCLR_DEFAULTS, "distill": DISTILL_DEFAULTS, "finetune": FINETUNE_DEFAULTS,
+            "prune": PRUNE_DEFAULTS, "qat": QAT_DEFAULTS}[group]
 
 
 def method_options(train: dict) -> dict:
@@ -38,7 +43,7 @@ def method_options(train: dict) -> dict:
     unknown keys refused) and tables of other methods refused."""
     method = train["method"]
     out = dict(train)
-    for group in ("simclr", "distill", "prune", "qat"):
+    for group in ("simclr", "distill", "finetune", "prune", "qat"):
         given = out.get(group)
         if group not in GROUPS[method]:
             if given:
@@ -54,14 +59,14 @@ def method_options(train: dict) -> dict:
 
 
 def init_run_config(path: str, method: str) -> dict:
-    """The config of the trained run that prune/qat start from."""
+    """The config of the trained run that finetune/prune/qat start from."""
     if not path:
         raise UserError(f"--method {method} needs --init RUN_DIR (the trained run to {method})")
     return RunDir.existing(path).read_config()
 
 
 def with_init_data(config: dict) -> dict:
-    """For prune/qat: the config with the init run's data and model tables."""
+    """For finetune/prune/qat: the config with the init run's data and model tables."""
     method = config["train"]["method"]
     init = config["train"][method]["init"]
     iconf = init_run_config(init, method)
@@ -79,14 +84,14 @@ def train_with_method(config: dict, run, *, progress: bool | None = None, resume
     if method not in GROUPS:
         raise UserError(f"unknown training method {method!r}; choose one of: supervised, {', '.join(GROUPS)}")
     config = {**config, "train": method_options(t)}
-    if method in ("prune", "qat"):
+    if method in INIT_METHODS:
         config = with_init_data(config)
     torch.manual_seed(t["seed"])
     rng = np.random.default_rng(t["seed"])
-    splits = splits_from_config(config, trained=method in ("prune", "qat"))  # their data: the --init run's
+    splits = splits_from_config(config, trained=method in INIT_METHODS)  # their data: the --init run's
     _check_splits(splits)
 
-    if method in ("prune", "qat"):
+    if method in INIT_METHODS:
         model, _ = load_trained(RunDir.existing(config["train"][method]["init"]))
     else:
         model = model_from_config(config)
@@ -98,6 +103,14 @@ def train_with_method(config: dict, run, *, progress: bool | None = None, resume
     if method == "distill":
         from tinyfake.train.distill import train_distill
         return train_distill(config, run, splits, model, rng, progress)
+    if method == "finetune":
+        import time
+
+        from tinyfake.train.loop import fit, save_run, supervised_loss
+        start = time.time()
+        out = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(t["epochs"]), lr=t["lr"],
+                  rng=rng, progress=progress, label="finetune: ", checkpoint=run.checkpoint)
+        return save_run(run, config, model, splits, out["history"], out["best_epoch"], start)
     if method == "prune":
         from tinyfake.train.prune import train_prune
         return train_prune(config, run, splits, model, rng, progress)

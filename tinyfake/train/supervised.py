@@ -33,8 +33,10 @@ TRAIN_DEFAULTS = dict(epochs=60, batch_size=16, lr=5e-3, weight_decay=1e-2, pati
                       seed=0, augment="mild", workers=0, device="auto", method="supervised")
 # --method values; all but supervised live in tinyfake.train.methods and keep
 # their options in a [train.<group>] table (simclr, distill, prune, qat).
-METHODS = ("supervised", "simclr", "simclr-finetune", "distill", "prune", "qat")
-METHOD_GROUPS = ("simclr", "distill", "prune", "qat")
+METHODS = ("supervised", "simclr", "simclr-finetune", "distill", "finetune", "prune", "qat")
+METHOD_GROUPS = ("simclr", "distill", "finetune", "prune", "qat")
+# Methods that start from a trained run (`init`) and take its data and model.
+INIT_METHODS = ("finetune", "prune", "qat")
 FRACTIONS = (0.7, 0.15, 0.15)
 
 
@@ -199,7 +201,7 @@ def begin_training(run: RunDir, config: dict, resume: bool) -> None:
 # Methods whose training `--resume` continues: one fit() stage. simclr
 # (pre-training, probe, fine-tuning) and prune (steps that reshape the net)
 # start again from the beginning.
-RESUMABLE = ("supervised", "distill", "qat")
+RESUMABLE = ("supervised", "distill", "finetune", "qat")
 
 
 def train(config: dict, run_dir, *, threads: int | None = None, progress: bool | None = None,
