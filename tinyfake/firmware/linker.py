@@ -64,6 +64,8 @@ def linker_script(board: Board, regions: dict[str, Region], arena: str, variant:
         if regions[region].kind != "rom":
             raise UserError(f"{board.path}: profile puts {part} in RAM region {region}; "
                             "only flash (kind = \"rom\") regions can hold it")
+    # Flash used counts the constants also where they sit in another flash (QSPI).
+    rodata_elsewhere = " + SIZEOF(.rodata) + SIZEOF(.tf_check)" if p.rodata != p.text else ""
     memory = "\n".join(
         f"  {r.name} ({'rx' if r.kind == 'rom' else 'rwx'}) : ORIGIN = 0x{r.origin:08x}, "
         f"LENGTH = {r.size}" for r in regions.values())
@@ -134,7 +136,7 @@ SECTIONS
     __stack_top = .;
   }} > {p.stack}
 
-  __tf_flash_used = __flash_end - ORIGIN({p.text});
+  __tf_flash_used = __flash_end - ORIGIN({p.text}){rodata_elsewhere};
   __tf_ram_used = (__data_end - __data_start) + (__bss_end - __bss_start)
                 + (__arena_end - __arena_start) + (__stack_top - __stack_bottom)
                 + SIZEOF(.noinit){scratch_ram};
