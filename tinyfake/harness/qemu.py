@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import REPO_ROOT, Board
+from tinyfake.harness.child import popen_tied
 from tinyfake.report.elf import Elf
 
 PLUGIN_SRC = Path(__file__).parent / "plugin"
@@ -133,8 +134,7 @@ class QemuSim:
         cmd += extra_args or []
         self.cmd = cmd
         self.stderr = open(self.tmp / "qemu.log", "w+b")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
-                                     stderr=subprocess.STDOUT)
+        self.proc = popen_tied(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=subprocess.STDOUT)
         self._wait_listening()
 
     def _wait_listening(self, timeout: float = 20.0) -> None:

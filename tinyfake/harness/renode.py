@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import BOARDS_DIR, REPO_ROOT, Board
+from tinyfake.harness.child import popen_tied
 from tinyfake.harness.qemu import MARK_BEGIN, MARK_END
 from tinyfake.report.elf import Elf
 
@@ -137,7 +138,7 @@ class RenodeSim:
         self.log_path = self.tmp / "renode.log"
         # No --console: Renode's monitor would read stdin and quit at its end.
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
+            self.proc = popen_tied(
                 [str(renode), "--disable-xwt", "--plain", "-e", f"include @{script}"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         self._wait_started()
