@@ -51,12 +51,13 @@ EXPERIMENTS = {
     "dfdc64_a075": ("width a0.75", "--size 64 --alpha 0.75"),
     "dfdc64_a075_e24": ("width a0.75, 24 epochs (the recipe before e40)",
                         "--size 64 --alpha 0.75 --epochs 24 --patience 8"),
-    "dfdc64_a075_e40": ("width a0.75, 40 epochs (the recipe: `--recipe dfdc`)",
+    "dfdc64_a075_e40": ("width a0.75, 40 epochs (the recipe's first stage: `--recipe dfdc`)",
                         "--size 64 --alpha 0.75 --epochs 40 --patience 10"),
     # warm restarts of the e40 run: a new cosine cycle from its weights, on its split
     "dfdc64_a075_e40_ft16": ("e40 + 16 epochs fine-tuning (lr 1e-3, mild)",
                              "--method finetune --init runs/dfdc64_a075_e40 --epochs 16 --lr 1e-3 --patience 16"),
-    "dfdc64_a075_e40_ft16_jpeg": ("e40 + 16 epochs fine-tuning with JPEG re-encoding (q30-95)",
+    "dfdc64_a075_e40_ft16_jpeg": ("e40 + 16 epochs fine-tuning with JPEG re-encoding (q30-95): "
+                                  "the recipe (`--recipe dfdc-finetune --init runs/dfdc64_a075_e40`)",
                                   "--method finetune --init runs/dfdc64_a075_e40 --epochs 16 --lr 1e-3 "
                                   "--patience 16 --augment jpeg"),
     "dfdc64_a025_fftlbp": ("RGB + FFT + LBP input", "--size 64 --channels rgb+fft+lbp"),

@@ -131,10 +131,14 @@ def test_recipe_fills_options_the_command_line_does_not_give(tmp_path):
     recipe.write_text("sizes = 48\n")
     with pytest.raises(Exception, match="unknown option"):
         apply_recipe(p.parse_args(["--recipe", str(recipe)]))
-    # the shipped recipe reads
+    # the shipped recipes read
     args = p.parse_args(["--recipe", "dfdc"])
     apply_recipe(args)
     assert config_from_args(args)["train"]["method"] == "supervised"
+    args = p.parse_args(["--recipe", "dfdc-finetune", "--init", str(tmp_path)])
+    apply_recipe(args)
+    t = config_from_args(args)["train"]
+    assert (t["method"], t["augment"], t["finetune"]["init"]) == ("finetune", "jpeg", str(tmp_path))
 
 
 @pytest.mark.parametrize("argv, message", [
