@@ -1,11 +1,13 @@
-"""Simulator processes that end with tinyfake: a `tinyfake verify` killed by
-a timeout, SIGKILL or a cancelled CI job must not leave QEMU or Renode
+"""Simulator processes (QEMU, Renode): the local port they serve the board's
+UART on, and a start that ends them with tinyfake: a `tinyfake verify` killed
+by a timeout, SIGKILL or a cancelled CI job must not leave a simulator
 running (and holding a core) with no one to talk to."""
 from __future__ import annotations
 
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -24,3 +26,10 @@ def popen_tied(cmd: list[str], **kw) -> subprocess.Popen:
     """subprocess.Popen whose process the kernel kills when this one dies (Linux)."""
     tie = _die_with(os.getpid()) if sys.platform.startswith("linux") else None
     return subprocess.Popen(cmd, preexec_fn=tie, **kw)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import REPO_ROOT, Board
-from tinyfake.harness.child import popen_tied
+from tinyfake.harness.child import free_port, popen_tied
 from tinyfake.report.elf import Elf
 
 PLUGIN_SRC = Path(__file__).parent / "plugin"
@@ -88,12 +88,6 @@ class InstructionLog:
         return new
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class QemuSim:
     """One QEMU process running a simulator-map ELF.
 
@@ -111,7 +105,7 @@ class QemuSim:
         sim = board.sim_board()
         self.board = board
         self.tmp = Path(tempfile.mkdtemp(prefix="tinyfake-qemu-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"socket://127.0.0.1:{self.port}"
         self.monitor_path = self.tmp / "monitor.sock"
         self.instructions = InstructionLog(self.tmp / "insns.txt")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import BOARDS_DIR, REPO_ROOT, Board
-from tinyfake.harness.child import popen_tied
+from tinyfake.harness.child import free_port, popen_tied
 from tinyfake.harness.qemu import MARK_BEGIN, MARK_END
 from tinyfake.report.elf import Elf
 
@@ -89,12 +88,6 @@ def renode_script(board: Board, elf: Path, port: int, counts: Path | None = None
     return "\n".join(lines) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RenodeInstructions:
     """Calling it returns the instructions of each inference (end - begin)
     completed since the last call; `all` keeps every one."""
@@ -129,7 +122,7 @@ class RenodeSim:
             raise UserError(f"{elf} not found; build the firmware first (`tinyfake firmware`)")
         self.elf = Path(elf)
         self.elf_sha256 = hashlib.sha256(self.elf.read_bytes()).hexdigest()
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"socket://127.0.0.1:{self.port}"
         self.tmp = Path(tempfile.mkdtemp(prefix="tinyfake-renode-"))
         self.instructions = RenodeInstructions(self.tmp / "insns.txt")
