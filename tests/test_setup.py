@@ -33,3 +33,6 @@ def test_every_command_loads_and_unknown_is_rejected():
         assert out.returncode == 0, f"`tinyfake {name} --help` failed: {out.stderr[-500:]}"
     bad = subprocess.run([sys.executable, "-m", "tinyfake", "no-such-command"], capture_output=True, text=True)
     assert bad.returncode == 2
+    from tinyfake import __version__
+    version = subprocess.run([sys.executable, "-m", "tinyfake", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert version.returncode == 0 and version.stdout.strip() == f"tinyfake {__version__}"

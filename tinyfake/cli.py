@@ -44,6 +44,8 @@ def make_parser() -> argparse.ArgumentParser:
         description="Deepfake detectors on microcontrollers: train, quantize, "
         "compile to C, build firmware, verify on a board or in simulation.",
     )
+    from tinyfake import __version__
+    parser.add_argument("--version", action="version", version=f"tinyfake {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = _load(name)
