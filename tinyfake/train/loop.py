@@ -186,6 +186,18 @@ def supervised_loss(y_train: np.ndarray) -> BatchLoss:
     return lambda model, x, y: loss_fn(model(x).squeeze(1), y)
 
 
+def fit_supervised(config: dict, run, splits, model: nn.Module, rng: np.random.Generator,
+                   progress: bool | None = None, label: str = "") -> dict | None:
+    """`fit` with the class-balanced BCE (each class weighs the same whatever
+    the counts) for [train] epochs at its lr, then `save_run`: supervised
+    training, from a fresh model or (finetune) a trained one."""
+    t = config["train"]
+    start = time.time()
+    result = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(t["epochs"]), lr=t["lr"],
+                 rng=rng, progress=progress, label=label, checkpoint=run.checkpoint)
+    return save_run(run, config, model, splits, result["history"], result["best_epoch"], start)
+
+
 def save_run(run, config: dict, model: nn.Module, splits, history: list, best_epoch: int,
              start: float, **extra) -> dict:
     """Write config.toml, metrics.json and, last, model.pt (the same keys as

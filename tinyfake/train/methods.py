@@ -21,7 +21,7 @@ import torch
 
 from tinyfake.errors import UserError
 from tinyfake.runs import RunDir
-from tinyfake.train.supervised import INIT_METHODS
+from tinyfake.train.supervised import INIT_METHODS, METHOD_GROUPS
 
 # Which option tables each method uses.
 GROUPS = {"simclr": ("simclr",), "simclr-finetune": ("simclr",), "distill": ("distill",),
@@ -43,7 +43,7 @@ def method_options(train: dict) -> dict:
     unknown keys refused) and tables of other methods refused."""
     method = train["method"]
     out = dict(train)
-    for group in ("simclr", "distill", "finetune", "prune", "qat"):
+    for group in METHOD_GROUPS:
         given = out.get(group)
         if group not in GROUPS[method]:
             if given:
@@ -104,13 +104,8 @@ def train_with_method(config: dict, run, *, progress: bool | None = None, resume
         from tinyfake.train.distill import train_distill
         return train_distill(config, run, splits, model, rng, progress)
     if method == "finetune":
-        import time
-
-        from tinyfake.train.loop import fit, save_run, supervised_loss
-        start = time.time()
-        out = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(t["epochs"]), lr=t["lr"],
-                  rng=rng, progress=progress, label="finetune: ", checkpoint=run.checkpoint)
-        return save_run(run, config, model, splits, out["history"], out["best_epoch"], start)
+        from tinyfake.train.loop import fit_supervised
+        return fit_supervised(config, run, splits, model, rng, progress, label="finetune: ")
     if method == "prune":
         from tinyfake.train.prune import train_prune
         return train_prune(config, run, splits, model, rng, progress)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -229,14 +228,9 @@ def train(config: dict, run_dir, *, threads: int | None = None, progress: bool |
         torch.manual_seed(t["seed"])
         rng = np.random.default_rng(t["seed"])
 
-        from tinyfake.train.loop import fit, save_run, supervised_loss
+        from tinyfake.train.loop import fit_supervised
 
         splits = splits_from_config(config, trained=False)
         _check_splits(splits)
         begin_training(run, config, resume)
-        model = model_from_config(config)
-        start = time.time()
-        # Class-balanced loss: each class weighs the same whatever the counts.
-        result = fit(model, splits, t, supervised_loss(splits.train.y), epochs=int(t["epochs"]),
-                     lr=t["lr"], rng=rng, progress=progress, checkpoint=run.checkpoint)
-        return save_run(run, config, model, splits, result["history"], result["best_epoch"], start)
+        return fit_supervised(config, run, splits, model_from_config(config), rng, progress)

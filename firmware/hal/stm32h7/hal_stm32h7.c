@@ -1,11 +1,12 @@
 /* STM32H7 HAL: supply, voltage scale, PLL1 clock tree, caches, console UART,
  * IWDG1, and on boards with [qspi] the QSPI NOR flash memory-mapped at
- * 0x90000000 (where such a board keeps its weights). One source for the family; what differs between boards comes from
- * the board file as TF_CLOCK_* / TF_CONSOLE_* defines (tinyfake/firmware/
- * build.py), what differs between dies from TF_PART_* (the reference manual:
- * RM0433 H742/743/750/753, RM0399 H745/747/755/757, RM0468 H723/725/730/
- * 733/735, RM0455 H7A3/B3/B0). Register addresses and bits from those
- * manuals; no vendor HAL is needed for this little. */
+ * 0x90000000 (where such a board keeps its weights). One source for the
+ * family; what differs between boards comes from the board file as
+ * TF_CLOCK_* / TF_CONSOLE_* / TF_QSPI_* defines (tinyfake/firmware/build.py),
+ * what differs between dies from TF_PART_* (the reference manual: RM0433
+ * H742/743/750/753, RM0399 H745/747/755/757, RM0468 H723/725/730/733/735,
+ * RM0455 H7A3/B3/B0). Register addresses and bits from those manuals; no
+ * vendor HAL is needed for this little. */
 #include <stdint.h>
 
 #include "hal.h"
