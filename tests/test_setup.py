@@ -36,3 +36,14 @@ def test_every_command_loads_and_unknown_is_rejected():
     from tinyfake import __version__
     version = subprocess.run([sys.executable, "-m", "tinyfake", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert version.returncode == 0 and version.stdout.strip() == f"tinyfake {__version__}"
+
+
+def test_the_parser_imports_no_heavy_library():
+    # Every `--help` builds the whole parser: with torch or sklearn imported up
+    # front it took 3-5 s here; without them it takes well under one (README).
+    heavy = ("torch", "sklearn", "scipy", "tensorflow", "onnx", "matplotlib", "tflite_micro")
+    code = ("import sys; from tinyfake.cli import make_parser; make_parser(); "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "", f"building the parser imported {out.stdout.strip()}"

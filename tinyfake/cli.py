@@ -1,7 +1,9 @@
 """`tinyfake` command line: one sub-command per stage.
 
 Each command lives in its stage's package as a module exposing
-`HELP`, `add_arguments(parser)` and `run(args) -> int`.
+`HELP`, `add_arguments(parser)` and `run(args) -> int`; the module imports
+only light things at the top (torch and friends inside `run`), so that
+`tinyfake --help` takes well under a second.
 """
 from __future__ import annotations
 
@@ -29,15 +31,6 @@ COMMANDS = {
 }
 
 
-def _load(name: str):
-    try:
-        return importlib.import_module(COMMANDS[name])
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("tinyfake"):
-            return None  # stage not available in this checkout
-        raise
-
-
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinyfake",
@@ -47,10 +40,8 @@ def make_parser() -> argparse.ArgumentParser:
     from tinyfake import __version__
     parser.add_argument("--version", action="version", version=f"tinyfake {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        module = _load(name)
-        if module is None:
-            continue
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)  # light: heavy imports wait for run()
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -6,13 +6,26 @@ Any of them takes `channels="rgb+fft+lbp"`: the model is wrapped in
 """
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tinyfake.errors import UserError
-from tinyfake.models.channel_input import CHANNELS, FFT_LBP
-from tinyfake.models.complexity import count_macs_params
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["CHANNELS", "MODELS", "build_model", "check_channels", "count_macs_params"]
+
+# Model input: RGB, or RGB + the FFT magnitude and LBP channels (ChannelInput).
+CHANNELS = ("rgb", "rgb+fft+lbp")
+FFT_LBP = "rgb+fft+lbp"
+
+
+def __getattr__(name: str):
+    # count_macs_params needs torch: loaded on first use, so `tinyfake --help` stays fast
+    if name == "count_macs_params":
+        from tinyfake.models.complexity import count_macs_params
+        return count_macs_params
+    raise AttributeError(f"module 'tinyfake.models' has no attribute {name!r}")
 
 
 def _phinet(input_size: int, **kwargs) -> nn.Module:

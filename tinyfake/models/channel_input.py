@@ -17,10 +17,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CHANNELS = ("rgb", "rgb+fft+lbp")
-FFT_LBP = "rgb+fft+lbp"
-INPUT_CHANNELS = {"rgb": 3, FFT_LBP: 5}
-
 
 class ChannelInput(nn.Module):
     """adapter (1x1 conv 5 -> 3, RGB pass-through init) -> backbone."""

@@ -8,7 +8,7 @@ from tinyfake.data.augment import POLICIES
 from tinyfake.models import CHANNELS, MODELS, check_channels
 from tinyfake.runs import RUNS_ROOT, RunDir
 from tinyfake.errors import UserError
-from tinyfake.train.supervised import INIT_METHODS, METHODS, TRAIN_DEFAULTS, make_config, train
+from tinyfake.train.config import INIT_METHODS, METHODS, TRAIN_DEFAULTS, make_config
 
 HELP = "train a real-vs-fake face classifier (writes runs/<name>/model.pt, metrics.json)"
 
@@ -206,6 +206,8 @@ def resume_config(args) -> tuple[dict, RunDir]:
 
 
 def run(args) -> int:
+    from tinyfake.train.supervised import train  # torch: only once a command runs
+
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     if args.resume:

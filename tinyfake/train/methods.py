@@ -21,7 +21,7 @@ import torch
 
 from tinyfake.errors import UserError
 from tinyfake.runs import RunDir
-from tinyfake.train.supervised import INIT_METHODS, METHOD_GROUPS
+from tinyfake.train.config import INIT_METHODS, METHOD_GROUPS
 
 # Which option tables each method uses.
 GROUPS = {"simclr": ("simclr",), "simclr-finetune": ("simclr",), "distill": ("distill",),
