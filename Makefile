@@ -10,8 +10,9 @@ PYTEST_ARGS ?=
 setup:
 	bash scripts/setup.sh
 
+# --force: each `make build` trains runs/default afresh (without it, a second run refuses)
 build: setup
-	$(VENV)/bin/tinyfake build --board $(BOARD)
+	$(VENV)/bin/tinyfake build --board $(BOARD) --force
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

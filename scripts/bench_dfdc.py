@@ -125,11 +125,16 @@ def score_run(name: str, work: Path) -> dict:
     from tinyfake.export.evaluate import evaluate_run
     from tinyfake.export.pipeline import export_run
     from tinyfake.export.robustness import add_robustness
+    from tinyfake.errors import UserError
     from tinyfake.runs import RunDir
 
     run = RunDir(RUNS / name)
     metrics = json.loads(run.metrics.read_text())
-    if not run.tflite.exists() or run.tflite.stat().st_mtime < run.model_pt.stat().st_mtime:
+    try:
+        run.require_current_export()  # the rule every consumer applies (tinyfake.provenance)
+    except UserError:
+        export_run(run)
+    if not run.tflite.exists():
         export_run(run)
     ev_path = run.root / "eval.json"
     ev = json.loads(ev_path.read_text()) if ev_path.exists() else {}

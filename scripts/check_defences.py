@@ -1,4 +1,5 @@
-"""Prove that every defence of the serial link is tested: remove each one in
+"""Prove that every defence of the serial link and of the run directory's
+provenance is tested: remove each one in
 a scratch copy of the repository and run the tests named for it; each
 removal must make at least one of them fail. Fails (exit 1) when a removal
 goes unnoticed, when the tests fail with nothing removed, or when an edit no
@@ -29,6 +30,7 @@ PROTOCOL_C = "firmware/app/protocol.c"
 HOST = "tinyfake/harness/protocol.py"
 PARSER = "tests/test_device_parser.py"
 FAULTS = "tests/test_harness_faults.py"
+PROVENANCE = "tests/test_provenance.py"
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,25 @@ DEFENCES = [
     Defence("host: an ERR is not resent", (
         (HOST, '        raise DeviceError(f"device refused {name}: {detail}")', "        return"),),
         (f"{FAULTS}::test_syntax_errors_are_not_resent",)),
+    Defence("pipeline: an artifact made from changed inputs is refused", (
+        ("tinyfake/provenance.py", "        if reason is not None:\n            raise UserError", "        if False:\n            raise UserError"),),
+        (f"{PROVENANCE}::test_a_consumer_refuses_a_stale_artifact_in_one_line",)),
+    Defence("pipeline: a stage compares its inputs' hashes", (
+        ("tinyfake/provenance.py", "            if made.inputs.get(name) != now:", "            if False:"),),
+        (f"{PROVENANCE}::test_manifest_names_the_first_difference",)),
+    Defence("pipeline: one writer per run (lock)", (
+        ("tinyfake/runs.py", "            lock.acquire(timeout=0)", "            pass"),
+        ("tinyfake/runs.py", "            lock.release()", "            pass")),
+        (f"{PROVENANCE}::test_a_second_writer_fails_at_once_with_one_line",)),
+    Defence("pipeline: retraining a run needs --force", (
+        ("tinyfake/train/command.py", "    if not force and run_dir.holds_training():", "    if False:"),),
+        (f"{PROVENANCE}::test_retraining_a_run_needs_force",)),
+    Defence("pipeline: a fresh training clears the run's old artifacts", (
+        ("tinyfake/runs.py", "            if old.name == LOCK:", "            if True:"),),
+        (f"{PROVENANCE}::test_a_fresh_training_leaves_nothing_of_the_run_before",)),
+    Defence("pipeline: a folder that is not a run is never cleared", (
+        ("tinyfake/runs.py", "        if not self.config.exists() and any(", "        if False and any("),),
+        (f"{PROVENANCE}::test_training_into_a_folder_that_is_not_a_run_loses_nothing",)),
 ]
 
 

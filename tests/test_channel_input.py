@@ -168,5 +168,5 @@ def test_channel_phinet_end_to_end_device_equals_tflite_micro(tmp_path):
     assert "the board computes R, G, B, FFT, LBP" in text
     # eval: float, int8 reference and TFLite Micro all on the run's channels
     tf("eval", str(run), "--limit", "8")
-    ev = json.loads((run / "eval.json").read_text())
+    ev = json.loads((run / "eval_limit8.json").read_text())
     assert ev["n"] == 8 and ev["tflm_vs_ref_mismatched_images"] <= 8

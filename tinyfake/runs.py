@@ -5,7 +5,9 @@ every artifact can be inspected.
 """
 from __future__ import annotations
 
+import shutil
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +15,11 @@ import tomli_w
 
 from tinyfake.errors import UserError
 from tinyfake.files import write_atomic
+from tinyfake.provenance import Manifest
 
 RUNS_ROOT = Path("runs")
+LOCK = ".lock"
+_held: dict[Path, object] = {}  # run -> its FileLock, so that one process may nest its stages
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,41 @@ class RunDir:
     fw = property(lambda self: self.root / "fw")
     report_json = property(lambda self: self.root / "report.json")
     report_md = property(lambda self: self.root / "report.md")
+    manifest = property(lambda self: Manifest(self.root))  # what each artifact was made from
+
+    def export_inputs(self) -> dict[str, Path]:
+        """What the int8 export is made from (tinyfake.provenance)."""
+        return {"model.pt": self.model_pt, "config.toml": self.config}
+
+    def require_current_export(self) -> None:
+        """One line refusing a model_int8.tflite exported from another model.pt."""
+        if not (self.model_pt.exists() and self.tflite.exists()):
+            return
+        fix = f"run `tinyfake export {self.root}` (or `tinyfake build --model {self.root}`) again"
+        if self.manifest.get("export") is None:  # exported before runs had manifests: times tell
+            if self.model_pt.stat().st_mtime > self.tflite.stat().st_mtime:
+                raise UserError(f"{self.tflite} is stale (model.pt is newer); {fix}")
+            return
+        self.manifest.require_fresh("export", self.export_inputs(), what=str(self.tflite), fix=fix)
+
+    @contextmanager
+    def lock(self):
+        """Hold the run for writing: a second tinyfake command on the same run
+        fails at once with one line instead of interleaving its files."""
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        key = self.root.resolve()
+        lock = _held.setdefault(key, FileLock(key / LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise UserError(f"{self.root} is in use by another tinyfake command; wait for it "
+                            "to finish, or use another run") from None
+        try:
+            yield self
+        finally:
+            lock.release()
 
     def require_trained(self) -> None:
         """One clear line for a run that has no finished model."""
@@ -56,11 +96,23 @@ class RunDir:
                             f"a checkpoint, no model.pt); continue it with `tinyfake train --resume {self.root}`")
         raise UserError(f"{self.root} has no model.pt; train it with `tinyfake train`")
 
+    def holds_training(self) -> bool:
+        return self.model_pt.exists() or self.checkpoint.exists()
+
     def begin_training(self, config: dict) -> None:
-        """A fresh training run: whatever an earlier run left here is not its result."""
+        """A fresh training run: whatever an earlier run left here (its model,
+        exports, compiled C, firmware, reports) is not its result, so it goes."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in (self.model_pt, self.metrics, self.checkpoint):
-            stale.unlink(missing_ok=True)
+        if not self.config.exists() and any(p.name != LOCK for p in self.root.iterdir()):
+            raise UserError(f"{self.root} holds files but is not a tinyfake run (no config.toml); "
+                            "train into another run name")
+        for old in self.root.iterdir():
+            if old.name == LOCK:
+                continue
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
         self.write_config(config)
 
     def read_config(self) -> dict:

@@ -87,3 +87,26 @@ def compile_model(tflite_path: str | Path, out_dir: str | Path, name: str | None
     return CompiledModel(name, model.sha256[:16], out_dir, plan.arena_bytes, weight_bytes, macs,
                          tin.shape, tout.shape, tin.quant.s, tin.quant.zp, tout.quant.s,
                          tout.quant.zp, ops, sources, plan.strategy)
+
+
+def _compile_options(run, options: dict) -> dict:
+    # the budgets only check the result; everything else shapes gen/
+    return {"name": run.root.resolve().name,
+            **{k: v for k, v in options.items() if k not in ("arena_budget", "flash_budget")}}
+
+
+def why_compile_stale(run, **options) -> str | None:
+    """None when run/gen was compiled, with these options, from the run's .tflite as it is now."""
+    return run.manifest.why_stale("compile", {"model_int8.tflite": run.tflite}, _compile_options(run, options))
+
+
+def compile_run(run, **options) -> CompiledModel:
+    """run/model_int8.tflite -> run/gen/ (compile_model's options), recorded in
+    the run's manifest (tinyfake.provenance)."""
+    with run.lock():
+        run.require_current_export()
+        run.manifest.forget("compile")
+        cm = compile_model(run.tflite, run.gen, name=run.root.resolve().name, **options)
+        run.manifest.record("compile", {"model_int8.tflite": run.tflite}, _compile_options(run, options),
+                            sorted(p for p in run.gen.iterdir() if p.is_file()))
+    return cm

@@ -5,9 +5,10 @@ import argparse
 import shutil
 from pathlib import Path
 
-from tinyfake.compiler.api import compile_model
+from tinyfake.compiler.api import compile_model, compile_run
 from tinyfake.compiler.hostbuild import arm_object_sizes
 from tinyfake.errors import UserError
+from tinyfake.runs import RunDir
 
 HELP = "compile an int8 .tflite model to plain C (static arena, no interpreter)"
 
@@ -42,15 +43,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     path: Path = args.model
     name = args.name
-    if path.is_dir():
-        if name is None:
-            name = path.resolve().name
-        path = path / "model_int8.tflite"
+    run = RunDir(path) if path.is_dir() else None
+    if run is not None:
+        path = run.tflite
     if not path.exists():
         raise UserError(f"{path} does not exist; export a model first with `tinyfake export`")
     out = args.out or path.parent / "gen"
-    cm = compile_model(path, out, name=name, arena_budget=args.arena_budget,
-                       flash_budget=args.flash_budget, binary_kernels=not args.no_binary_kernels)
+    options = dict(arena_budget=args.arena_budget, flash_budget=args.flash_budget,
+                   binary_kernels=not args.no_binary_kernels)
+    if run is not None and args.out is None and name is None:  # the run's own gen/, recorded
+        cm = compile_run(run, **options)
+    else:
+        cm = compile_model(path, out, name=name or (run.root.resolve().name if run else None), **options)
     kernels = sum(1 for o in cm.ops if o.kernel.startswith("tfk"))
     print(f"compiled {path} -> {out}/model.c, model.h, sources.txt")
     print(f"  {len(cm.ops)} operators ({kernels} kernel calls), {cm.macs:,} MACs")

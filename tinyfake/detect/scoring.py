@@ -39,19 +39,19 @@ def find_run(path: str | None, runs_root: Path = RUNS_ROOT) -> RunDir:
     run = RunDir(Path(path))
     if not run.tflite.exists():
         raise UserError(f"{path} has no model_int8.tflite; run `tinyfake export {path}` first")
+    run.require_current_export()
     return run
 
 
 def _ensure_gen(run: RunDir, log) -> None:
     """run/gen compiled from this run's .tflite (compiled now when missing or stale)."""
-    from tinyfake.compiler import compile_model
-    from tinyfake.firmware.model_header import read_model_header
+    from tinyfake.compiler.api import compile_run, why_compile_stale
 
-    digest = hashlib.sha256(run.tflite.read_bytes()).hexdigest()[:16]
-    if (run.gen / "model.h").exists() and read_model_header(run.gen).hash == digest:
+    reason = why_compile_stale(run)
+    if reason is None:
         return
-    log(f"compiling {run.tflite} -> {run.gen}/ ...")
-    compile_model(run.tflite, run.gen, name=run.root.resolve().name)
+    log(f"compile: {reason}, compiling {run.tflite} -> {run.gen}/ ...")
+    compile_run(run)
 
 
 class Scorer:

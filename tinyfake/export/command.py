@@ -17,10 +17,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from tinyfake.export.evaluate import evaluate_run, summary_table
-    from tinyfake.export.pipeline import export_run, find_run
+    from tinyfake.export.pipeline import find_run
 
     run_dir = find_run(args.run_dir)
+    if args.run_dir is None:
+        print(f"export: no run given, taking the latest trained one: {run_dir.root}")
+    with run_dir.lock():
+        return _export(run_dir, args)
+
+
+def _export(run_dir, args) -> int:
+    from tinyfake.export.evaluate import evaluate_run, summary_table
+    from tinyfake.export.pipeline import export_run
+
     out = export_run(run_dir, calib_images=args.calib_images, opset=args.opset)
     onnx = f"model.onnx (opset {out['opset']}), " if out["onnx"] else ""
     print(f"exported {run_dir.root}: {onnx}model_int8.tflite "

@@ -24,9 +24,12 @@ WAYS = {"float": "float PyTorch", "int8_ref": "int8 TFLite (reference)",
         "int8_tflm": "int8 TFLite Micro"}
 
 
-def eval_json_path(run: RunDir, data: str | None) -> Path:
-    """eval.json for the run's own test split; eval_<dataset>.json for other data."""
-    return run.root / ("eval.json" if data is None else f"eval_{Path(data).stem}.json")
+def eval_json_path(run: RunDir, data: str | None, limit: int | None = None) -> Path:
+    """eval.json for the run's whole test split; eval_<dataset>.json for other
+    data; a `_limit<N>` suffix for a sample, so that no partial evaluation
+    replaces a whole one (roc.png and the benchmarks read eval.json)."""
+    stem = "eval" if data is None else f"eval_{Path(data).stem}"
+    return run.root / (f"{stem}_limit{limit}.json" if limit is not None else f"{stem}.json")
 
 
 def scores_path(eval_json: Path) -> Path:
@@ -66,9 +69,7 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
 
     if not run.tflite.exists():
         raise UserError(f"{run.root} has no model_int8.tflite; run `tinyfake export {run.root}` first")
-    if run.model_pt.exists() and run.model_pt.stat().st_mtime > run.tflite.stat().st_mtime:
-        raise UserError(f"{run.root}: model.pt is newer than model_int8.tflite; "
-                        f"re-run `tinyfake export {run.root}`")
+    run.require_current_export()
     model, config = load_trained(run)
     ds, what = _images(config, data, limit)
     tflite = run.tflite
@@ -113,7 +114,7 @@ def evaluate_run(run: RunDir, data: str | None = None, limit: int | None = None)
     }
     if (ds.category != "").any():  # per manipulation method / platform (tinyfake.data.layouts)
         result["per_category"] = {way: per_category_metrics(ds.y, s, ds.category) for way, s in scores.items()}
-    path = eval_json_path(run, data)
+    path = eval_json_path(run, data, limit)
     write_atomic(path, json.dumps(_json_safe(result), indent=2) + "\n")
     # Per-image scores beside it, for ROC plots (tinyfake.report.plots).
     np.savez(scores_path(path), y=ds.y, **scores)

@@ -44,14 +44,30 @@ def calibration_images(train_x: np.ndarray, n: int, seed: int = 0) -> np.ndarray
     return to_float_nhwc(train_x[idx])
 
 
+def export_options(calib_images: int = DEFAULT_CALIB_IMAGES, opset: int = DEFAULT_OPSET) -> dict:
+    return {"calib_images": calib_images, "opset": opset}
+
+
+def why_export_stale(run: RunDir, **options) -> str | None:
+    """None when the run's int8 model was exported from its model.pt as it is now."""
+    return run.manifest.why_stale("export", run.export_inputs(), export_options(**options))
+
+
 def export_run(run: RunDir, calib_images: int = DEFAULT_CALIB_IMAGES,
                opset: int = DEFAULT_OPSET) -> dict:
     """Write model.onnx, model_int8.tflite, model_data.cc/.h into the run
-    (binary networks: no model.onnx, see tinyfake.export.binary_tflite)."""
+    (binary networks: no model.onnx, see tinyfake.export.binary_tflite), recorded
+    in the run's manifest."""
+    with run.lock():
+        return _export(run, calib_images, opset)
+
+
+def _export(run: RunDir, calib_images: int, opset: int) -> dict:
     from tinyfake.train import load_trained, splits_from_config
 
     check_opset(opset)
     model, config = load_trained(run)
+    run.manifest.forget("export")  # a failure below must not leave the old record vouching for new files
     size = int(config["data"]["size"])
     splits = splits_from_config(config)
     train_x = model_images(config, splits.train.x)  # RGB, or R, G, B, FFT, LBP
@@ -66,5 +82,7 @@ def export_run(run: RunDir, calib_images: int = DEFAULT_CALIB_IMAGES,
     # Load it once in TFLite Micro: catches int8 kernels TFLM lacks early.
     tflm_outputs(run.tflite, train_x[:1])
     write_c_array(run.tflite, run.model_data_cc, run.model_data_h)
+    outputs = [p for p in (run.onnx, run.tflite, run.model_data_cc, run.model_data_h) if p.exists()]
+    run.manifest.record("export", run.export_inputs(), export_options(calib_images, opset), outputs)
     return {"onnx": run.onnx if run.onnx.exists() else None, "tflite": run.tflite, "model_data_cc": run.model_data_cc,
             "model_data_h": run.model_data_h, "calib_images": len(calib), "opset": opset}

@@ -7,6 +7,7 @@ time with one line naming the region and the overflow.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from tinyfake.firmware.boards import REPO_ROOT, Board, Region, load_board, parse
 from tinyfake.firmware.linker import linker_script, sim_regions
 from tinyfake.firmware.model_header import ModelInfo, read_model_header
 from tinyfake.firmware.selftest import selftest_output, write_selftest_c
+from tinyfake.provenance import tree_digest
 from tinyfake.report.memory import RegionUse, region_usage
 
 FIRMWARE = REPO_ROOT / "firmware"
@@ -442,6 +444,32 @@ def run_channels(run) -> str:
     return channels_of(run.read_config() if run.config.exists() else None)
 
 
+def firmware_inputs(run, board: Board) -> dict:
+    """What a run's firmware is made from (tinyfake.provenance): the compiled
+    model, its .tflite (the self-test vector), the board and the firmware's
+    own sources, C and the Python that writes its linker scripts."""
+    sources = [p for p in FIRMWARE.rglob("*") if p.suffix in (".c", ".h", ".S", ".s")]
+    sources += [Path(__file__).parent / f for f in ("build.py", "linker.py", "boards.py", "selftest.py")]
+    return {**{f"gen/{p.name}": p for p in sorted(run.gen.glob("*")) if p.is_file()},
+            "model_int8.tflite": run.tflite,
+            "board": hashlib.sha256(repr(board).encode()).hexdigest(),
+            "firmware sources": tree_digest(sources)}
+
+
+def why_firmware_stale(run, board: Board, **kw) -> str | None:
+    """None when run/fw holds `board`'s firmware made from what the run holds now."""
+    return run.manifest.why_stale(f"firmware {board.name}", firmware_inputs(run, board),
+                                  {"channels": run_channels(run), **kw})
+
+
 def build_for_run(run, board: Board | str, **kw) -> FirmwareBuild:
-    """Build firmware for a run directory: `run/gen` → `run/fw/<board>.*`."""
-    return build_firmware(run.gen, board, run.fw, tflite=run.tflite, channels=run_channels(run), **kw)
+    """Build firmware for a run directory: `run/gen` → `run/fw/<board>.*`,
+    recorded in the run's manifest."""
+    board = load_board(board) if isinstance(board, str) else board
+    channels = run_channels(run)
+    stage = f"firmware {board.name}"
+    with run.lock():
+        run.manifest.forget(stage)
+        fw = build_firmware(run.gen, board, run.fw, tflite=run.tflite, channels=channels, **kw)
+        run.manifest.record(stage, firmware_inputs(run, board), {"channels": channels, **kw}, fw.outputs)
+    return fw

@@ -84,6 +84,7 @@ def check_run(run: RunDir) -> ModelInfo:
     info = read_model_header(run.gen)
     if not run.tflite.exists():
         raise UserError(f"{run.tflite} not found: verify needs the int8 model as the oracle")
+    run.require_current_export()
     digest = hashlib.sha256(run.tflite.read_bytes()).hexdigest()[:16]
     if digest != info.hash:
         raise UserError(f"{run.gen} was compiled from another model (hash {info.hash}, "
@@ -96,16 +97,18 @@ def firmware_paths(run: RunDir, board: Board) -> tuple[Path, Path]:
 
 
 def ensure_firmware(run: RunDir, board: Board, log=print) -> tuple[Path, Path]:
-    """The run's firmware, rebuilt when missing or older than gen/."""
-    from tinyfake.firmware.build import build_for_run
+    """The run's firmware, rebuilt (saying why) unless it was made from what
+    the run holds now: its compiled model, the board, the firmware sources."""
+    from tinyfake.firmware.build import build_for_run, why_firmware_stale
 
     elf, sim_elf = firmware_paths(run, board)
     if not run.gen.is_dir() or not any(run.gen.iterdir()):
         raise UserError(f"{run.root} has no compiled model (gen/); run `tinyfake compile {run.root}` "
                         f"(or `tinyfake build --model {run.root}`) first")
-    newest_gen = max(p.stat().st_mtime for p in run.gen.iterdir())
-    if not (elf.exists() and sim_elf.exists()) or min(elf.stat().st_mtime, sim_elf.stat().st_mtime) < newest_gen:
-        log(f"building firmware for {board.name} ...")
+    check_run(run)  # gen/ from this .tflite, the .tflite from this model.pt
+    reason = why_firmware_stale(run, board)
+    if reason is not None or not (elf.exists() and sim_elf.exists()):
+        log(f"firmware: {reason or 'missing'}, building it for {board.name} ...")
         build_for_run(run, board)
     return elf, sim_elf
 
@@ -133,18 +136,23 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
                renode: str | None = None, log=print, **device_kw) -> dict:
     """Verify a run's firmware on a board (`port`) or in simulation; writes
     `report.json`/`report.md` into the run and returns the report."""
-    from tinyfake.data.channels import model_images
-    from tinyfake.export.tflite_int8 import dequantize, io_quant, quantized_inputs
-    from tinyfake.export.tflm import tflm_outputs
-    from tinyfake.firmware.build import run_channels
-    from tinyfake.metrics import auc_interval, binary_metrics
-
     if simulate == (port is not None):
         raise UserError("give either --port PORT (a board) or --simulate")
     if renode is not None and not simulate:
         raise UserError("--renode is a simulator: give it with --simulate, not with --port")
     run = run if isinstance(run, RunDir) else RunDir.existing(run)
     board = load_board(board) if isinstance(board, str) else board
+    with run.lock():
+        return _verify(run, board, port, simulate, data, limit, renode, log, **device_kw)
+
+
+def _verify(run, board, port, simulate, data, limit, renode, log, **device_kw) -> dict:
+    from tinyfake.data.channels import model_images
+    from tinyfake.export.tflite_int8 import dequantize, io_quant, quantized_inputs
+    from tinyfake.export.tflm import tflm_outputs
+    from tinyfake.firmware.build import run_channels
+    from tinyfake.metrics import auc_interval, binary_metrics
+
     model = check_run(run)
     elf, sim_elf = ensure_firmware(run, board, log)
     ds, what = _test_images(run, data, limit, model.input_shape[0])

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from contextlib import nullcontext
 from pathlib import Path
 
 from tinyfake.data.augment import POLICIES
@@ -56,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "own options (only --device, --workers and --threads may change)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, init and batch order")
     p.add_argument("--name", help="run name (default <arch><size>_<data name>[_<method>])")
+    p.add_argument("--force", action="store_true",
+                   help="retrain a run that exists: its model and everything made from it "
+                        "(export, compiled C, firmware, reports) are deleted first")
     g = p.add_argument_group("training method")
     g.add_argument("--method", default="supervised", choices=METHODS,
                    help="supervised (default); simclr: SimCLR pre-training then a linear probe on the "
@@ -197,6 +202,21 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def check_new_run(run_dir: RunDir, force: bool) -> None:
+    """Retraining into an existing run needs --force: it deletes what the run holds."""
+    if not force and run_dir.checkpoint.exists() and not run_dir.model_pt.exists():
+        raise UserError(f"{run_dir.root} holds a training that stopped; continue it with "
+                        f"`tinyfake train --resume {run_dir.root}`, or start it again with --force")
+    if not force and run_dir.holds_training():
+        raise UserError(f"{run_dir.root} already holds a trained model; give another --name, or "
+                        "--force to retrain it (its export, compiled C, firmware and reports are deleted)")
+
+
+def writer_lock(run_dir: RunDir):
+    """The run's lock; under torchrun only rank 0 writes the run, so only it holds the lock."""
+    return run_dir.lock() if os.environ.get("RANK", "0") == "0" else nullcontext()
+
+
 def resume_config(args) -> tuple[dict, RunDir]:
     """The stopped run's own config, with the options that do not change the result."""
     run_dir = RunDir.existing(args.resume)
@@ -212,7 +232,8 @@ def run(args) -> int:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     if args.resume:
         config, run_dir = resume_config(args)
-        return report(run_dir, train(config, run_dir, threads=args.threads, resume=True))
+        with writer_lock(run_dir):
+            return report(run_dir, train(config, run_dir, threads=args.threads, resume=True))
     if args.recipe:
         apply_recipe(args)
     config = config_from_args(args)
@@ -224,7 +245,9 @@ def run(args) -> int:
     elif args.method != "supervised" and not args.name:
         name += f"_{args.method}"
     run_dir = RunDir(Path(args.runs_dir) / check_run_name(name))
-    return report(run_dir, train(config, run_dir, threads=args.threads))
+    check_new_run(run_dir, args.force)
+    with writer_lock(run_dir):
+        return report(run_dir, train(config, run_dir, threads=args.threads))
 
 
 def report(run_dir: RunDir, m: dict | None) -> int:
