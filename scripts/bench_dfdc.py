@@ -60,6 +60,12 @@ EXPERIMENTS = {
                                   "the recipe (`--recipe dfdc-finetune --init runs/dfdc64_a075_e40`)",
                                   "--method finetune --init runs/dfdc64_a075_e40 --epochs 16 --lr 1e-3 "
                                   "--patience 16 --augment jpeg"),
+    "dfdc64_a075_e40_ft16x2_jpeg": ("the recipe's run + another 16 epochs as the recipe's second stage "
+                                    "(a second warm restart)",
+                                    "--method finetune --init runs/dfdc64_a075_e40_ft16_jpeg --epochs 16 "
+                                    "--lr 1e-3 --patience 16 --augment jpeg"),
+    "dfdc64_a075_e40_s1": ("the recipe's first stage, seed 1",
+                           "--size 64 --alpha 0.75 --epochs 40 --patience 10 --seed 1"),
     "dfdc64_a025_fftlbp": ("RGB + FFT + LBP input", "--size 64 --channels rgb+fft+lbp"),
     "dfdc64_a025_e30": ("30 epochs instead of 12", "--size 64 --epochs 30 --patience 8"),
     "dfdc64_a025_distill": ("distilled from the a0.5 run (teacher)",

@@ -239,3 +239,23 @@ def test_time_is_not_provenance(tmp_path):
     later = time.time() + 100
     os.utime(src, (later, later))
     assert m.why_stale("s", {"in": src}, {}) is None
+
+
+def test_a_command_given_no_run_takes_only_the_only_one(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (64, 64)).save(tmp_path / "face.png")
+    for argv in (["export"], ["verify", "--simulate"], ["detect", str(tmp_path / "face.png")]):
+        assert main(argv) == 2
+        _one_line_error(capsys, "no run under runs/ holds")
+    for name in ("a", "b"):
+        (tmp_path / "runs" / name / "gen").mkdir(parents=True)
+        (tmp_path / "runs" / name / "gen" / "model.h").write_text("")
+        (tmp_path / "runs" / name / "config.toml").write_text("")
+    os.utime(tmp_path / "runs" / "a" / "gen" / "model.h", (time.time() + 5,) * 2)
+    assert main(["verify", "--simulate"]) == 2
+    _one_line_error(capsys, "2 runs under runs/ hold gen/model.h (newest first: runs/a, runs/b)", "--run")
+    shutil.rmtree(tmp_path / "runs" / "b")
+    from tinyfake.harness.verify import harness_run
+    assert harness_run(None).root == RunDir(tmp_path / "runs" / "a").root.relative_to(tmp_path)
+    assert "taking runs/a, the only run with gen/model.h" in capsys.readouterr().out

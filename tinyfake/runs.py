@@ -122,3 +122,19 @@ class RunDir:
     def write_config(self, config: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config, tomli_w.dumps(config).encode())
+
+
+def only_run(needs: str, how_to_name: str, runs_root: Path = RUNS_ROOT, log=print) -> RunDir:
+    """The run a command takes when given none: the one run under runs/ that
+    holds `needs` (a file inside it), said aloud. With several it refuses and
+    names them, rather than guess which one the user means."""
+    found = sorted((runs_root / p.relative_to(runs_root).parts[0] for p in runs_root.glob(f"*/{needs}")),
+                   key=lambda r: (r / needs).stat().st_mtime, reverse=True)
+    if not found:
+        raise UserError(f"no run under {runs_root}/ holds {needs}; {how_to_name}")
+    if len(found) > 1:
+        names = ", ".join(str(r) for r in found[:4]) + (", ..." if len(found) > 4 else "")
+        raise UserError(f"{len(found)} runs under {runs_root}/ hold {needs} (newest first: {names}); "
+                        f"{how_to_name}")
+    log(f"no run given: taking {found[0]}, the only run with {needs}")
+    return RunDir(found[0])

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from tinyfake.detect.scoring import BACKENDS
 
     p.add_argument("inputs", nargs="+", metavar="PATH", help="image, video or folder (searched recursively)")
-    p.add_argument("--run", help="run directory with model_int8.tflite (default: the latest exported run)")
+    p.add_argument("--run", help="run directory with model_int8.tflite (default: the only exported run under runs/)")
     s = p.add_mutually_exclusive_group()
     s.add_argument("--every", type=int, metavar="K", help="look at every K-th frame of a video")
     s.add_argument("--frames", type=int, metavar="N",

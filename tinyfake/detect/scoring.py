@@ -21,19 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from tinyfake.errors import UserError
-from tinyfake.runs import RUNS_ROOT, RunDir
+from tinyfake.runs import RUNS_ROOT, RunDir, only_run
 
 BACKENDS = ("host", "tflite", "simulate")
 
 
 def find_run(path: str | None, runs_root: Path = RUNS_ROOT) -> RunDir:
-    """The run named, or the most recently exported one under runs/; it must hold model_int8.tflite."""
+    """The run named, or the only exported one under runs/; it must hold model_int8.tflite."""
     if path is None:
-        exported = sorted(runs_root.glob("*/model_int8.tflite"), key=lambda p: p.stat().st_mtime)
-        if not exported:
-            raise UserError(f"no exported run under {runs_root}/; give one with --run "
-                            "(train and export it with `tinyfake train` and `tinyfake export`)")
-        return RunDir(exported[-1].parent)
+        run = only_run("model_int8.tflite", "give one with --run (train and export it with "
+                       "`tinyfake train` and `tinyfake export`)", runs_root)
+        run.require_current_export()
+        return run
     if not Path(path).is_dir():
         raise UserError(f"run {path} does not exist; give a run directory with --run")
     run = RunDir(Path(path))

@@ -9,7 +9,7 @@ HELP = ("quantize a trained run to int8 TFLite (onnx2tf) and a TFLite Micro C ar
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
-                   help="run directory (default: the most recently trained under runs/)")
+                   help="run directory (default: the only trained run under runs/)")
     p.add_argument("--calib-images", type=int, default=300, metavar="N",
                    help="training images to calibrate the int8 ranges on (default 300)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, at least 14 (default 17)")
@@ -20,8 +20,6 @@ def run(args) -> int:
     from tinyfake.export.pipeline import find_run
 
     run_dir = find_run(args.run_dir)
-    if args.run_dir is None:
-        print(f"export: no run given, taking the latest trained one: {run_dir.root}")
     with run_dir.lock():
         return _export(run_dir, args)
 

@@ -9,7 +9,7 @@ HELP = ("evaluate an exported run three ways (float PyTorch, int8 TFLite referen
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
-                   help="run directory (default: the most recently trained under runs/)")
+                   help="run directory (default: the only trained run under runs/)")
     p.add_argument("--data", metavar="PATH",
                    help="evaluate on every image of this dataset (folder with real/ and fake/, "
                         "or .npz) instead of the run's test split; writes eval_<name>.json")

@@ -13,21 +13,15 @@ from tinyfake.export.onnx_export import DEFAULT_OPSET, check_opset, export_onnx
 from tinyfake.export.tflite_int8 import convert_int8
 from tinyfake.export.tflm import tflm_outputs
 from tinyfake.files import write_atomic
-from tinyfake.runs import RUNS_ROOT, RunDir
+from tinyfake.runs import RUNS_ROOT, RunDir, only_run
 
 DEFAULT_CALIB_IMAGES = 300
 
 
 def find_run(path: str | None, runs_root: Path = RUNS_ROOT) -> RunDir:
-    """The run the user named, or the most recently trained one under runs/."""
-    if path is not None:
-        run = RunDir.existing(path)
-    else:
-        trained = sorted(runs_root.glob("*/model.pt"), key=lambda p: p.stat().st_mtime)
-        if not trained:
-            raise UserError(f"no trained run under {runs_root}/; train one with `tinyfake train` "
-                            "or give the run directory")
-        run = RunDir(trained[-1].parent)
+    """The run the user named, or the only trained one under runs/."""
+    run = RunDir.existing(path) if path is not None else only_run(
+        "model.pt", "give the run directory (train one with `tinyfake train`)", runs_root)
     run.require_trained()
     return run
 

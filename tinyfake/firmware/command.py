@@ -5,7 +5,6 @@ from pathlib import Path
 
 from tinyfake.errors import UserError
 from tinyfake.firmware.build import build_firmware
-from tinyfake.runs import RunDir
 
 HELP = "build the firmware (ELF/BIN/HEX for the board, ELF for the simulator) around a compiled model"
 
@@ -13,7 +12,7 @@ HELP = "build the firmware (ELF/BIN/HEX for the board, ELF for the simulator) ar
 def add_arguments(p) -> None:
     p.add_argument("--board", default="stm32h743", help="board name (see `tinyfake boards`)")
     p.add_argument("--run", help="run directory (uses RUN/gen and RUN/model_int8.tflite, writes RUN/fw/); "
-                   "default: the latest run")
+                   "default: the only run with compiled C")
     p.add_argument("--gen", help="compiled model directory instead of a run (needs --out and --tflite)")
     p.add_argument("--tflite", help="int8 model for the self-test oracle (with --gen)")
     p.add_argument("--out", help="output directory (with --gen)")
@@ -40,8 +39,8 @@ def run(args) -> int:
                                tflite=Path(args.tflite) if args.tflite else None)
     else:
         from tinyfake.firmware.build import build_for_run
-        from tinyfake.harness.verify import latest_run
-        run_dir = RunDir.existing(args.run) if args.run else latest_run()
+        from tinyfake.harness.verify import harness_run
+        run_dir = harness_run(args.run)
         build = build_for_run(run_dir, args.board)
     print(format_build(build))
     return 0

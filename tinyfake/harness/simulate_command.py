@@ -7,14 +7,13 @@ from pathlib import Path
 
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import load_board
-from tinyfake.runs import RunDir
 
 HELP = "run the firmware in a simulator (QEMU, or Renode with --renode): self-test and instruction count"
 
 
 def add_arguments(p) -> None:
     p.add_argument("--board", default="stm32h743", help="board whose firmware to simulate")
-    p.add_argument("--run", help="run directory (default: the latest run)")
+    p.add_argument("--run", help="run directory (default: the only run with compiled C)")
     p.add_argument("--elf", help="simulator ELF to run instead of a run's firmware")
     p.add_argument("--repeat", type=int, default=3, help="self-test runs, to show the count repeats (default 3)")
     p.add_argument("--serve", action="store_true",
@@ -26,7 +25,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from tinyfake.harness.target import connect
-    from tinyfake.harness.verify import ensure_firmware, latest_run
+    from tinyfake.harness.verify import ensure_firmware, harness_run
 
     board = load_board(args.board)
     if args.elf:
@@ -35,7 +34,7 @@ def run(args) -> int:
             raise UserError(f"{sim_elf} is not an ELF file; give the simulator ELF that "
                             "`tinyfake firmware` writes (runs/<name>/fw/<board>-sim.elf)")
     else:
-        run_dir = RunDir.existing(args.run) if args.run else latest_run()
+        run_dir = harness_run(args.run)
         board_elf, sim_elf = ensure_firmware(run_dir, board)
     if args.serve:
         return _serve(sim_elf, board)

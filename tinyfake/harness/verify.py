@@ -20,7 +20,7 @@ from tinyfake.harness.protocol import PROTOCOL_VERSION, Device, DeviceError
 from tinyfake.harness.target import connect
 from tinyfake.report.memory import flash_bytes, region_usage
 from tinyfake.report.report import budget_text, write_report
-from tinyfake.runs import RUNS_ROOT, RunDir
+from tinyfake.runs import RunDir, only_run
 
 BENCH_REPS = 10
 
@@ -69,14 +69,11 @@ def _arena_region(usage_ram: dict) -> str:
     return next((k for k, r in usage_ram.items() if r["parts"].get("arena")), None)
 
 
-def latest_run() -> RunDir:
-    """The most recent run with compiled model C."""
-    runs = sorted((p for p in RUNS_ROOT.glob("*") if (p / "gen" / "model.h").exists()),
-                  key=lambda p: (p / "gen" / "model.h").stat().st_mtime)
-    if not runs:
-        raise UserError("no run with a compiled model under runs/; give --run runs/<name> "
-                        "or run `tinyfake build` first")
-    return RunDir(runs[-1])
+def harness_run(path: str | None) -> RunDir:
+    """The run given with --run, or else the only one with compiled C."""
+    if path:
+        return RunDir.existing(path)
+    return only_run("gen/model.h", "give --run runs/<name> (or run `tinyfake build` first)")
 
 
 def check_run(run: RunDir) -> ModelInfo:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import load_board
-from tinyfake.runs import RunDir
 
 HELP = ("stream the test split to a board (--port) or the simulator (--simulate), check every output "
         "against the host's int8 output, write report.json/report.md")
@@ -17,18 +16,18 @@ def add_arguments(p) -> None:
     p.add_argument("--renode", nargs="?", const="", metavar="PATH",
                    help="with --simulate: run the board ELF in Renode instead of QEMU's twin (launcher: "
                         "PATH, $RENODE, renode on PATH, or ../shared/renode)")
-    p.add_argument("--run", help="run directory (default: the latest run)")
+    p.add_argument("--run", help="run directory (default: the only run with compiled C)")
     p.add_argument("--data", help="dataset to verify on instead of the run's test split")
     p.add_argument("--limit", type=int, help="verify on a seeded sample of this many images")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply before resending")
 
 
 def run(args) -> int:
-    from tinyfake.harness.verify import latest_run, verify_run
+    from tinyfake.harness.verify import harness_run, verify_run
 
     if not args.port and not args.simulate:
         raise UserError("say where the firmware runs: --port /dev/ttyACM0 (a board) or --simulate")
-    run_dir = RunDir.existing(args.run) if args.run else latest_run()
+    run_dir = harness_run(args.run)
     report = verify_run(run_dir, load_board(args.board), port=args.port, simulate=args.simulate,
                         data=args.data, limit=args.limit, renode=args.renode, timeout=args.timeout)
     print(report["text"])
