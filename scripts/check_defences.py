@@ -133,7 +133,7 @@ DEFENCES = [
         ("tinyfake/runs.py", "            if old.name == LOCK:", "            if True:"),),
         (f"{PROVENANCE}::test_a_fresh_training_leaves_nothing_of_the_run_before",)),
     Defence("pipeline: a folder that is not a run is never cleared", (
-        ("tinyfake/runs.py", "        if not self.config.exists() and any(", "        if False and any("),),
+        ("tinyfake/runs.py", "        if not ours and any(", "        if False and any("),),
         (f"{PROVENANCE}::test_training_into_a_folder_that_is_not_a_run_loses_nothing",)),
 ]
 

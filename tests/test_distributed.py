@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tinyfake.cli import main
-from tinyfake.runs import RunDir
+from tinyfake.runs import LOCK, RunDir
 from tinyfake.train.supervised import load_trained, predict
 
 PY = Path(sys.executable)
@@ -56,7 +56,8 @@ def test_two_torchrun_processes_train_as_one_process_with_their_global_batch(tmp
     one = _train(tmp_path, "one", *batch(16))
     assert one.returncode == 0, one.stderr[-3000:]
     assert ddp.stdout.count("trained ") == 1  # only rank 0 reports and writes
-    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["config.toml", "metrics.json", "model.pt"]
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir() if p.name != LOCK) == \
+        ["config.toml", "metrics.json", "model.pt"]
 
     a, _ = load_trained(RunDir.existing(tmp_path / "ddp"))
     b, _ = load_trained(RunDir.existing(tmp_path / "one"))

@@ -259,3 +259,37 @@ def test_a_command_given_no_run_takes_only_the_only_one(tmp_path, monkeypatch, c
     from tinyfake.harness.verify import harness_run
     assert harness_run(None).root == RunDir(tmp_path / "runs" / "a").root.relative_to(tmp_path)
     assert "taking runs/a, the only run with gen/model.h" in capsys.readouterr().out
+
+
+# ---- reruns ---------------------------------------------------------------------
+
+def test_a_config_reruns_its_run_to_the_same_weights(tmp_path, capsys):
+    import tomllib
+
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "faces.npz"
+    np.savez(data, x=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8), y=np.arange(48) % 2,
+             group=np.arange(48) // 2)
+    args = ["--data", str(data), "--size", "32", "--epochs", "1", "--batch-size", "8"]
+    assert _train(tmp_path, "r", *args) == 0
+    config = tmp_path / "r" / "config.toml"
+    made = tomllib.loads(config.read_text())["made"]
+    assert made["tinyfake"] and len(made["data_sha256"]) == 64
+    assert main(["train", "--runs-dir", str(tmp_path), "--config", str(config)]) == 0
+    a, b = (torch.load(tmp_path / r / "model.pt", weights_only=True) for r in ("r", "r_rerun"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    first, again = (tomllib.loads((tmp_path / r / "config.toml").read_text()) for r in ("r", "r_rerun"))
+    assert {k: v for k, v in first.items() if k != "made"} == {k: v for k, v in again.items() if k != "made"}
+    assert again["made"]["data_sha256"] == made["data_sha256"]
+    capsys.readouterr()
+
+    assert main(["train", "--runs-dir", str(tmp_path), "--config", str(config), "--lr", "0.1"]) == 2
+    _one_line_error(capsys, "--config gives every training option; drop --lr")
+    np.savez(data, x=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8), y=np.arange(48) % 2,
+             group=np.arange(48) // 2)  # other faces at the same path
+    assert main(["train", "--runs-dir", str(tmp_path), "--config", str(config), "--name", "r2"]) == 2
+    _one_line_error(capsys, "is not what this run was trained on")
+    assert not (tmp_path / "r2" / "model.pt").exists()

@@ -22,7 +22,9 @@ def test_training_writes_run_files(trained):
     run, config, metrics = trained
     assert run.config.exists() and run.model_pt.exists() and run.metrics.exists()
     saved = run.read_config()
+    made = saved.pop("made")  # what made the run: tinyfake's version and the data's digest
     assert saved == config
+    assert made["tinyfake"] and len(made["data_sha256"]) == 64
     assert set(saved["data"]) >= {"source", "size", "seed", "fractions", "skip_corrupt", "detect_faces"}
     assert saved["model"]["arch"] == "phinet" and saved["model"]["alpha"] == 0.25
     on_disk = json.loads(run.metrics.read_text())
@@ -34,6 +36,7 @@ def test_training_writes_run_files(trained):
 def test_load_trained_reproduces_test_metrics(trained):
     run, config, metrics = trained
     model, cfg = load_trained(run.root)
+    cfg.pop("made")
     assert not model.training and cfg == config
     test = splits_from_config(cfg).test
     again = binary_metrics(test.y, predict(model, test.x))

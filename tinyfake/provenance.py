@@ -34,15 +34,21 @@ def tree_digest(paths) -> str:
 
 
 def maker() -> dict:
-    """tinyfake's version, and its git commit when it runs from a checkout."""
+    """tinyfake's version, and its git commit when it runs from a checkout
+    (with "+changes" when the checkout differs from that commit)."""
     from tinyfake import __version__
 
+    made = {"tinyfake": __version__}
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
+        git = ["git", "-C", str(REPO_ROOT)]
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0 and commit.stdout.strip():
+            dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            made["commit"] = commit.stdout.strip() + ("+changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"tinyfake": __version__, "commit": commit}
+        pass
+    return made
 
 
 @dataclass

@@ -74,6 +74,7 @@ class RunDir:
         fails at once with one line instead of interleaving its files."""
         from filelock import FileLock, Timeout
 
+        new = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         key = self.root.resolve()
         lock = _held.setdefault(key, FileLock(key / LOCK))
@@ -86,6 +87,8 @@ class RunDir:
             yield self
         finally:
             lock.release()
+            if new and not lock.is_locked and [p.name for p in self.root.iterdir()] == [LOCK]:
+                shutil.rmtree(self.root)  # a command that failed before writing leaves no run behind
 
     def require_trained(self) -> None:
         """One clear line for a run that has no finished model."""
@@ -103,9 +106,10 @@ class RunDir:
         """A fresh training run: whatever an earlier run left here (its model,
         exports, compiled C, firmware, reports) is not its result, so it goes."""
         self.root.mkdir(parents=True, exist_ok=True)
-        if not self.config.exists() and any(p.name != LOCK for p in self.root.iterdir()):
-            raise UserError(f"{self.root} holds files but is not a tinyfake run (no config.toml); "
-                            "train into another run name")
+        ours = self.config.exists() or self.model_pt.exists() or self.checkpoint.exists()
+        if not ours and any(p.name != LOCK for p in self.root.iterdir()):
+            raise UserError(f"{self.root} holds files but is not a tinyfake run (no config.toml, "
+                            "model.pt or checkpoint.pt); train into another run name")
         for old in self.root.iterdir():
             if old.name == LOCK:
                 continue

@@ -10,7 +10,7 @@ from tinyfake.data.augment import POLICIES
 from tinyfake.models import CHANNELS, MODELS, check_channels
 from tinyfake.runs import RUNS_ROOT, RunDir
 from tinyfake.errors import UserError
-from tinyfake.train.config import INIT_METHODS, METHODS, TRAIN_DEFAULTS, make_config
+from tinyfake.train.config import FRACTIONS, INIT_METHODS, METHODS, TRAIN_DEFAULTS, make_config
 
 HELP = "train a real-vs-fake face classifier (writes runs/<name>/model.pt, metrics.json)"
 
@@ -58,6 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "own options (only --device, --workers and --threads may change)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, init and batch order")
     p.add_argument("--name", help="run name (default <arch><size>_<data name>[_<method>])")
+    p.add_argument("--config", metavar="CONFIG_TOML",
+                   help="rerun a run: train exactly what its config.toml says (data, split, model, "
+                        "every training option; refused when the data no longer hashes the same), into "
+                        "--name (default <its run>_rerun); same weights on the same machine")
     p.add_argument("--force", action="store_true",
                    help="retrain a run that exists: its model and everything made from it "
                         "(export, compiled C, firmware, reports) are deleted first")
@@ -217,6 +221,45 @@ def writer_lock(run_dir: RunDir):
     return run_dir.lock() if os.environ.get("RANK", "0") == "0" else nullcontext()
 
 
+# Options that choose where and how fast a run trains, not what it trains.
+NOT_TRAINING = {"name", "force", "runs_dir", "threads", "device", "workers", "config", "resume"}
+
+
+def rerun_config(args) -> tuple[dict, str]:
+    """(config, default run name) of `--config FILE`: the file's [data], [model]
+    and [train], checked like any run's; its [made] keeps the data digest the
+    rerun must match. Other training options on the command line are refused."""
+    import tomllib
+
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults)
+    defaults = vars(defaults.parse_args([]))
+    given = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                   if k in defaults and k not in NOT_TRAINING and v != defaults[k])
+    if given:
+        raise UserError(f"--config gives every training option; drop {', '.join(given)} "
+                        "(or train without --config)")
+    path = Path(args.config)
+    try:
+        saved = tomllib.loads(path.read_text())
+        data, model, t = dict(saved["data"]), dict(saved["model"]), dict(saved["train"])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    except (KeyError, TypeError):
+        raise UserError(f"{path} is not a run's config.toml (it needs [data], [model] and [train])") from None
+    t.update(device=args.device, workers=args.workers)
+    train_seed = t.pop("seed", None)
+    config = make_config(data.pop("source"), data.pop("size"), model.pop("arch"), seed=data.pop("seed", 0),
+                         fractions=data.pop("fractions", FRACTIONS),
+                         skip_corrupt=data.pop("skip_corrupt", False),
+                         detect_faces=data.pop("detect_faces", False), model_kwargs=model, **t)
+    if train_seed is not None:
+        config["train"]["seed"] = train_seed
+    if "made" in saved:
+        config["made"] = saved["made"]
+    return config, f"{path.resolve().parent.name}_rerun"
+
+
 def resume_config(args) -> tuple[dict, RunDir]:
     """The stopped run's own config, with the options that do not change the result."""
     run_dir = RunDir.existing(args.resume)
@@ -234,20 +277,28 @@ def run(args) -> int:
         config, run_dir = resume_config(args)
         with writer_lock(run_dir):
             return report(run_dir, train(config, run_dir, threads=args.threads, resume=True))
-    if args.recipe:
-        apply_recipe(args)
-    config = config_from_args(args)
-    data_name = "default" if config["data"]["source"] == "default" else Path(config["data"]["source"]).stem
-    chan = "_fftlbp" if config["model"].get("channels", "rgb") != "rgb" else ""
-    name = args.name or f"{args.arch}{args.size}{chan}_{data_name}"
-    if args.method in INIT_METHODS and not args.name:
-        name = f"{Path(args.init).resolve().name}_{args.method}"
-    elif args.method != "supervised" and not args.name:
-        name += f"_{args.method}"
+    if args.config:
+        config, name = rerun_config(args)
+        name = args.name or name
+    else:
+        if args.recipe:
+            apply_recipe(args)
+        config = config_from_args(args)
+        name = args.name or default_name(args, config)
     run_dir = RunDir(Path(args.runs_dir) / check_run_name(name))
     check_new_run(run_dir, args.force)
     with writer_lock(run_dir):
         return report(run_dir, train(config, run_dir, threads=args.threads))
+
+
+def default_name(args, config: dict) -> str:
+    """<arch><size>[_fftlbp]_<data name>[_<method>], or <init run>_<method>."""
+    if args.method in INIT_METHODS:
+        return f"{Path(args.init).resolve().name}_{args.method}"
+    data_name = "default" if config["data"]["source"] == "default" else Path(config["data"]["source"]).stem
+    chan = "_fftlbp" if config["model"].get("channels", "rgb") != "rgb" else ""
+    name = f"{args.arch}{args.size}{chan}_{data_name}"
+    return name if args.method == "supervised" else f"{name}_{args.method}"
 
 
 def report(run_dir: RunDir, m: dict | None) -> int:

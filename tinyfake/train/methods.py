@@ -95,7 +95,7 @@ def train_with_method(config: dict, run, *, progress: bool | None = None, resume
         model, _ = load_trained(RunDir.existing(config["train"][method]["init"]))
     else:
         model = model_from_config(config)
-    begin_training(run, config, resume)  # after --init's model is read: it may be this run
+    config = begin_training(run, config, resume, splits)  # after --init's model is read: it may be this run
 
     if method in ("simclr", "simclr-finetune"):
         from tinyfake.train.simclr import train_simclr

@@ -107,17 +107,42 @@ def _evaluate(model, part, loss_fn, interval: bool = False, ranks=None) -> dict:
     return out
 
 
-def begin_training(run: RunDir, config: dict, resume: bool) -> None:
+def data_digest(splits: Splits) -> str:
+    """SHA-256 of the faces as training sees them (pixels, labels, groups, in
+    split order): equal digests, equal data and split."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (splits.train, splits.val, splits.test):
+        h.update(np.ascontiguousarray(part.x).tobytes())
+        h.update(np.asarray(part.y, np.int64).tobytes())
+        h.update("\n".join(map(str, part.group)).encode() + b"\0")
+    return h.hexdigest()
+
+
+def begin_training(run: RunDir, config: dict, resume: bool, splits: Splits) -> dict:
     """Once the data has loaded (a bad --data must not cost an earlier run its
-    model): a fresh run clears what an earlier one left; every rank then
-    starts together, none looking for a checkpoint before rank 0 cleared it."""
+    model): check the data against what the config says it was (a rerun, a
+    resume), record in [made] what makes this run (tinyfake version, commit,
+    data digest), and for a fresh run clear what an earlier one left. Every
+    rank then starts together, none looking for a checkpoint before rank 0
+    cleared it. Returns the config as recorded."""
+    from tinyfake.provenance import maker
     from tinyfake.train.distributed import current_ranks
 
+    digest = data_digest(splits)
+    want = config.get("made", {}).get("data_sha256")
+    if want is not None and want != digest:
+        raise UserError(f"the data at {config['data']['source']} is not what this run was trained on "
+                        f"(its faces hash to {digest[:12]}, the run's to {want[:12]}): same options on "
+                        "other data make another run; put the original data back to rerun it")
+    config = {**config, "made": {**maker(), "data_sha256": digest}}
     ranks = current_ranks()
     if ranks.main and not resume:
         run.begin_training(config)
     if ranks.world > 1:
         torch.distributed.barrier()
+    return config
 
 
 # Methods whose training `--resume` continues: one fit() stage. simclr
@@ -155,5 +180,5 @@ def train(config: dict, run_dir, *, threads: int | None = None, progress: bool |
 
         splits = splits_from_config(config, trained=False)
         _check_splits(splits)
-        begin_training(run, config, resume)
+        config = begin_training(run, config, resume, splits)
         return fit_supervised(config, run, splits, model_from_config(config), rng, progress)
