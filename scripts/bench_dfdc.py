@@ -138,9 +138,10 @@ def score_run(name: str, work: Path) -> dict:
     metrics = json.loads(run.metrics.read_text())
     try:
         run.require_current_export()  # the rule every consumer applies (tinyfake.provenance)
+        fresh = run.tflite.exists()
     except UserError:
-        export_run(run)
-    if not run.tflite.exists():
+        fresh = False
+    if not fresh:
         export_run(run)
     ev_path = run.root / "eval.json"
     ev = json.loads(ev_path.read_text()) if ev_path.exists() else {}

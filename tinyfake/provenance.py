@@ -72,6 +72,9 @@ class Manifest:
         except (json.JSONDecodeError, UnicodeDecodeError):
             return {}  # a damaged manifest proves nothing: every stage runs again
 
+    def _write(self, data: dict) -> None:
+        write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+
     def get(self, stage: str) -> Made | None:
         entry = self._read().get(stage)
         if not isinstance(entry, dict):
@@ -106,14 +109,14 @@ class Manifest:
         data[stage] = {"inputs": {k: _digest(v) for k, v in inputs.items()}, "options": options,
                        "outputs": {str(Path(p).relative_to(self.root)): file_digest(p) for p in outputs},
                        **maker()}
-        write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+        self._write(data)
 
     def forget(self, *stages: str) -> None:
         data = self._read()
         if any(s in data for s in stages):
             for s in stages:
                 data.pop(s, None)
-            write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+            self._write(data)
 
     def require_fresh(self, stage: str, inputs: dict[str, Path | str], what: str, fix: str) -> None:
         """Refuse, in one line, an artifact made from inputs that have changed

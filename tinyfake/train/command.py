@@ -105,6 +105,13 @@ def recipe_names() -> list[str]:
     return sorted(r.stem for r in RECIPES.glob("*.toml"))
 
 
+def option_defaults() -> dict:
+    """Every `tinyfake train` option at its default (an option there counts as not given)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return vars(parser.parse_args([]))
+
+
 def apply_recipe(args) -> None:
     """Fill the options a recipe names, except those given on the command line
     (an option still at its default counts as not given)."""
@@ -118,9 +125,7 @@ def apply_recipe(args) -> None:
         recipe = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"cannot read recipe {path}: {exc}") from None
-    defaults = argparse.ArgumentParser()
-    add_arguments(defaults)
-    defaults = vars(defaults.parse_args([]))
+    defaults = option_defaults()
     unknown = sorted(set(recipe) - set(defaults) - {"recipe"})
     if unknown:
         raise UserError(f"recipe {path}: unknown option(s) {', '.join(unknown)}; "
@@ -231,9 +236,7 @@ def rerun_config(args) -> tuple[dict, str]:
     rerun must match. Other training options on the command line are refused."""
     import tomllib
 
-    defaults = argparse.ArgumentParser()
-    add_arguments(defaults)
-    defaults = vars(defaults.parse_args([]))
+    defaults = option_defaults()
     given = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
                    if k in defaults and k not in NOT_TRAINING and v != defaults[k])
     if given:
