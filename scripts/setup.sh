@@ -29,7 +29,7 @@ fi
 
 # The stamp records what was installed; a changed requirements file or setup
 # script triggers a re-install.
-want=$(cat requirements.txt scripts/setup.sh pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-test.txt scripts/setup.sh pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
@@ -38,8 +38,8 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x $VENV/bin/python ] || "$PYTHON" -m venv $VENV
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 # torch first and pinned: any other spec pulls a multi-GB CUDA build.
-$PIP install torch==2.13.0
-$PIP install -r requirements.txt
+$PIP install "$(grep -m1 '^torch==' requirements.txt)"
+$PIP install -r requirements.txt -r requirements-test.txt
 # micromind's own dependencies would pull a CUDA torch.
 $PIP install --no-deps micromind==0.2.1
 $PIP install --no-deps -e .

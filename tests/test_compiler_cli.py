@@ -12,14 +12,14 @@ import pytest
 
 from tinyfake.cli import main
 from tinyfake.compiler import compile_model
-from tinyfake.compiler.api import REPO_ROOT
+from tinyfake.paths import SOURCE_ROOT
 from tinyfake.compiler.graph import lower
 from tinyfake.compiler.modelbuilder import T, build
 from tinyfake.compiler.planner import plan_memory
 from tinyfake.compiler.reader import read_tflite
 from tinyfake.errors import UserError
 
-BENCH = REPO_ROOT.parent / "shared" / "bench" / "models"
+BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "models"
 PHINET = BENCH / "phinet96.tflite"
 needs_bench = pytest.mark.skipif(not PHINET.exists(), reason="bench models not present")
 
@@ -54,7 +54,7 @@ def test_cli_writes_interface_files(tmp_path, capsys):
     assert [int(i) for i in re.findall(r"MODEL_OP_END\((\d+)\)", c)] == list(range(n_ops))
     assert "malloc" not in c and "float" not in c.split("int model_invoke")[1]
     srcs = (out / "sources.txt").read_text().split()
-    assert srcs and all((REPO_ROOT / s).is_file() for s in srcs)
+    assert srcs and all((SOURCE_ROOT / s).is_file() for s in srcs)
 
 
 @needs_bench
@@ -77,9 +77,9 @@ int main(void) {
   return rc != 0 || depth != 0;
 }
 """)
-    runtime = [str(REPO_ROOT / s) for s in cm.sources]
+    runtime = [str(SOURCE_ROOT / s) for s in cm.sources]
     exe = tmp_path / "run"
-    subprocess.run(["gcc", "-std=c99", "-O1", f"-I{REPO_ROOT / 'firmware/runtime'}", f"-I{tmp_path / 'gen'}",
+    subprocess.run(["gcc", "-std=c99", "-O1", f"-I{SOURCE_ROOT / 'firmware/runtime'}", f"-I{tmp_path / 'gen'}",
                     "-o", str(exe), str(main_c), *runtime], check=True)
     lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split("\n")
     begins = [ln.split() for ln in lines if ln.startswith("B ")]
@@ -100,8 +100,8 @@ def test_generated_code_builds_for_cortex_m7(tmp_path):
     # the DSP kernels are what got compiled: their object has the dual-MAC instruction
     gcc = shutil.which("arm-none-eabi-gcc")
     asm = subprocess.run([gcc, "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2",
-                          f"-I{REPO_ROOT / 'firmware/runtime'}", "-S", "-o", "-",
-                          str(REPO_ROOT / "firmware/runtime/cortex_m/tfk_conv_dsp.c")],
+                          f"-I{SOURCE_ROOT / 'firmware/runtime'}", "-S", "-o", "-",
+                          str(SOURCE_ROOT / "firmware/runtime/cortex_m/tfk_conv_dsp.c")],
                          check=True, capture_output=True, text=True).stdout
     assert "smlad" in asm and "sxtb16" in asm
 

@@ -2,10 +2,11 @@
 link, removed in a scratch copy, makes one of its tests fail."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tinyfake.firmware.boards import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 

@@ -218,3 +218,14 @@ def test_boards_command(capsys):
     out = capsys.readouterr().out
     assert "stm32h743" in out and "DTCM 128 KiB" in out and "480 MHz" in out
     assert "flash 128 KiB FLASH + 3 MiB QSPI" in out and "code FLASH, weights QSPI" in out  # stm32h750b-dk
+
+
+def test_no_board_files_is_an_error_not_an_empty_list(tmp_path, monkeypatch, capsys):
+    """An installation without its boards/ says so (it used to list nothing, exit 0)."""
+    from tinyfake.cli import main
+    from tinyfake.firmware import boards
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["boards"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no board descriptions" in err and "\n" not in err

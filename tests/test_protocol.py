@@ -1,12 +1,14 @@
 """The serial protocol's framing, host side and device side (host gcc)."""
 import subprocess
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tinyfake.firmware.boards import REPO_ROOT
 from tinyfake.harness.protocol import DeviceInfo, frame, parse_fields, unframe
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_frame_roundtrip():

@@ -4,15 +4,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_requirements_are_all_pinned():
-    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-test.txt"])
+def test_requirements_are_all_pinned(name):
+    lines = [l.split("#")[0].strip() for l in (ROOT / name).read_text().splitlines()]
     specs = [l for l in lines if l]
-    assert specs, "requirements.txt is empty"
+    assert specs, f"{name} is empty"
     unpinned = [s for s in specs if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^=\s]+", s)]
-    assert not unpinned, f"unpinned requirements: {unpinned}"
+    assert not unpinned, f"unpinned requirements in {name}: {unpinned}"
 
 
 def test_setup_script_is_idempotent_and_fast_when_done():

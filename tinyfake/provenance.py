@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tinyfake.errors import UserError
 from tinyfake.files import write_atomic
+from tinyfake.paths import CHECKOUT
 
 MANIFEST = "manifest.json"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def file_digest(path: Path) -> str:
@@ -40,7 +40,9 @@ def maker() -> dict:
 
     made = {"tinyfake": __version__}
     try:
-        git = ["git", "-C", str(REPO_ROOT)]
+        if CHECKOUT is None:
+            return made
+        git = ["git", "-C", str(CHECKOUT)]
         commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if commit.returncode == 0 and commit.stdout.strip():
             dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],

@@ -10,8 +10,6 @@ from tinyfake.compiler.planner import plan_memory
 from tinyfake.compiler.reader import read_tflite
 from tinyfake.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 @dataclass
 class OpInfo:

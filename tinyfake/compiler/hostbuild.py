@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyfake.compiler.api import REPO_ROOT
+from tinyfake.paths import FIRMWARE_DIR, SOURCE_ROOT
 from tinyfake.errors import UserError
 
 CACHE = Path(os.environ.get("TINYFAKE_HOSTBUILD_CACHE", Path(tempfile.gettempdir()) / "tinyfake-hostbuild"))
-RUNTIME = REPO_ROOT / "firmware" / "runtime"
+RUNTIME = FIRMWARE_DIR / "runtime"
 ARM_FLAGS = ["-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-mthumb", "-O2",
              "-Wall", "-Wextra", "-Werror", "-std=c99"]
 
 
 def _sources(gen_dir: Path) -> list[Path]:
-    listed = [REPO_ROOT / line.strip() for line in (gen_dir / "sources.txt").read_text().splitlines()
+    listed = [SOURCE_ROOT / line.strip() for line in (gen_dir / "sources.txt").read_text().splitlines()
               if line.strip()]
     return [gen_dir / "model.c"] + listed
 

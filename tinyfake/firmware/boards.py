@@ -1,6 +1,9 @@
 """Boards are data: `boards/<name>.toml` describes memory regions, the memory
 profile (which region holds which part of the image), clock, console and
-flashers. Nothing else in tinyfake knows a board by name."""
+flashers. Nothing else in tinyfake knows a board by name.
+
+A project adds or changes boards in its own `boards/` folder (in the current
+directory): a board found there wins over tinyfake's own of the same name."""
 from __future__ import annotations
 
 import re
@@ -9,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyfake.errors import UserError
+from tinyfake.paths import BOARDS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BOARDS_DIR = REPO_ROOT / "boards"
 # Parts of the image a profile places; `arena` may list fallbacks.
 PROFILE_KEYS = ("text", "rodata", "data", "bss", "stack", "arena")
 
@@ -72,8 +74,23 @@ class Board:
         return load_board(self.simulator) if self.simulator else self
 
 
+def board_dirs() -> list[Path]:
+    """Where boards are looked up, first match wins: the project's, then tinyfake's."""
+    project = Path.cwd() / "boards"
+    mine = [project] if project.is_dir() and project.resolve() != BOARDS_DIR.resolve() else []
+    return mine + [BOARDS_DIR]
+
+
 def list_boards() -> list[str]:
-    return sorted(p.stem for p in BOARDS_DIR.glob("*.toml"))
+    names = sorted({p.stem for d in board_dirs() for p in d.glob("*.toml")})
+    if not names:
+        raise UserError(f"no board descriptions (*.toml) in {BOARDS_DIR}: this tinyfake installation "
+                        "is incomplete; reinstall it")
+    return names
+
+
+def board_file(name: str) -> Path | None:
+    return next((d / f"{name}.toml" for d in board_dirs() if (d / f"{name}.toml").is_file()), None)
 
 
 def _regions(table: dict, where: str) -> dict[str, Region]:
@@ -87,10 +104,10 @@ def _regions(table: dict, where: str) -> dict[str, Region]:
 
 
 def load_board(name: str) -> Board:
-    path = BOARDS_DIR / f"{name}.toml"
-    if not path.exists():
+    path = board_file(name)
+    if path is None:
         raise UserError(f"unknown board {name!r}; known boards: {', '.join(list_boards())} "
-                        f"(add one as boards/{name}.toml)")
+                        f"(add one as boards/{name}.toml in this folder)")
     try:
         with open(path, "rb") as f:
             d = tomllib.load(f)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from tinyfake.firmware.boards import list_boards, load_board
+from tinyfake.paths import BOARDS_DIR
 
-HELP = "list the boards (boards/*.toml) with their memory budgets"
+HELP = "list the boards (tinyfake's and ./boards/*.toml) with their memory budgets"
 
 
 def add_arguments(p) -> None:
@@ -23,6 +24,8 @@ def run(args) -> int:
         flashers = ", ".join(k for k in b.flash if k != "default") or "-"
         sim = f"simulated on {b.simulator}" if b.simulator else "simulator machine"
         print(f"{b.name:12s} {b.title}")
+        if b.path.parent != BOARDS_DIR:  # the project's own (or its change to a built-in one)
+            print(f"{'':12s} from {b.path}")
         print(f"{'':12s} {b.cpu} @ {b.clock_hz / 1e6:.0f} MHz, flash {rom}, RAM {_size(ram)}; "
               f"console {b.console.get('uart', '?')} @ {b.console.get('baud', '?')}; flash with {flashers}; {sim}")
         regions = ", ".join(f"{r.name} {_size(r.size)}" + (f" @0x{r.origin:08x}" if args.verbose else "")

@@ -23,14 +23,15 @@ from typing import Callable
 import numpy as np
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import REPO_ROOT, Board, Region, load_board, parse_size
+from tinyfake.firmware.boards import Board, Region, load_board, parse_size
 from tinyfake.firmware.linker import linker_script, sim_regions
 from tinyfake.firmware.model_header import ModelInfo, read_model_header
 from tinyfake.firmware.selftest import selftest_output, write_selftest_c
+from tinyfake.paths import FIRMWARE_DIR, SOURCE_ROOT
 from tinyfake.provenance import tree_digest
 from tinyfake.report.memory import RegionUse, region_usage
 
-FIRMWARE = REPO_ROOT / "firmware"
+FIRMWARE = FIRMWARE_DIR
 CC = "arm-none-eabi-gcc"
 OBJCOPY = "arm-none-eabi-objcopy"
 OBJDUMP = "arm-none-eabi-objdump"
@@ -114,7 +115,7 @@ def _gen_sources(gen: Path) -> list[Path]:
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
-            path = REPO_ROOT / line
+            path = SOURCE_ROOT / line
             if not path.exists():
                 raise UserError(f"{listing} lists {line}, which does not exist; recompile the model")
             if path.suffix == ".c":
@@ -333,7 +334,7 @@ def build_firmware(gen_dir: str | Path, board: Board | str, out_dir: str | Path,
                                                  channels=channels))
 
     cpu = _cpu_flags(board)
-    runtime = REPO_ROOT / "firmware" / "runtime"
+    runtime = FIRMWARE_DIR / "runtime"
     includes = [gen, obj, FIRMWARE / "app", FIRMWARE / "hal"] + ([runtime] if runtime.is_dir() else [])
     channel_srcs = []
     if rgb_size:  # only models that take R, G, B, FFT, LBP carry the channel code

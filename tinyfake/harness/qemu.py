@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import REPO_ROOT, Board
+from tinyfake.firmware.boards import Board
 from tinyfake.harness.child import free_port, popen_tied
+from tinyfake.paths import CACHE_ROOT
 from tinyfake.report.elf import Elf
 
 PLUGIN_SRC = Path(__file__).parent / "plugin"
-PLUGIN_CACHE = REPO_ROOT / "build" / "qemu-plugin"
+PLUGIN_CACHE = CACHE_ROOT / "qemu-plugin"
 QEMU = "qemu-system-arm"
 MARK_BEGIN, MARK_END, MARK_OP = "tf_mark_begin", "tf_mark_end", "tf_mark_op"
 

@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import BOARDS_DIR, REPO_ROOT, Board
+from tinyfake.firmware.boards import Board
 from tinyfake.harness.child import free_port, popen_tied
 from tinyfake.harness.qemu import MARK_BEGIN, MARK_END
+from tinyfake.paths import SOURCE_ROOT
 from tinyfake.report.elf import Elf
 
 # Where CI finds Renode: the source build beside the checkout (../shared/renode).
-SHARED_RENODE = REPO_ROOT.parent / "shared" / "renode"
+SHARED_RENODE = SOURCE_ROOT.parent / "shared" / "renode"
 INSTALL_HINT = ("install Renode (packages at https://renode.io, or build it from "
                 "https://github.com/renode/renode) and put `renode` on PATH, set $RENODE, "
                 "or give --renode PATH")
@@ -63,14 +64,15 @@ def renode_script(board: Board, elf: Path, port: int, counts: Path | None = None
     if not cfg.get("platform"):
         raise UserError(f"board {board.name!r} has no Renode platform ([renode] in {board.path}); "
                         "simulate it with QEMU (without --renode)")
-    # A platform under boards/ is tinyfake's (it may `using` Renode's); else Renode's own.
-    platform = BOARDS_DIR / cfg["platform"]
+    # A platform beside the board file is tinyfake's (it may `using` Renode's); else Renode's own.
+    here = board.path.parent
+    platform = here / cfg["platform"]
     platform = platform if platform.is_file() else cfg["platform"]
     lines = ["mach create", f"machine LoadPlatformDescription @{platform}"]
     if cfg.get("overlay"):
-        overlay = BOARDS_DIR / cfg["overlay"]
+        overlay = here / cfg["overlay"]
         if not overlay.is_file():
-            raise UserError(f"{board.path}: [renode] overlay {cfg['overlay']!r} not found in {BOARDS_DIR}")
+            raise UserError(f"{board.path}: [renode] overlay {cfg['overlay']!r} not found in {here}")
         lines.append(f"include @{overlay}")
     uart = board.console.get("uart", "USART3").lower()
     lines += [f'emulation CreateServerSocketTerminal {port} "console" false',

@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import REPO_ROOT, load_board
+from tinyfake.firmware.boards import load_board
 from tinyfake.firmware.linker import linker_script
 from tinyfake.compiler.binary import binary_conv_ref
+from tinyfake.paths import FIRMWARE_DIR, SOURCE_ROOT
 
-FW = REPO_ROOT / "firmware"
+FW = FIRMWARE_DIR
 TEST_DIR = FW / "binary" / "test"
 CC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
@@ -293,8 +294,8 @@ def build(cases: list[Case], out: Path, jobs: int = 2) -> Path:
         listing = gen / "sources.txt"
         for line in (listing.read_text().splitlines() if listing.exists() else []):
             line = line.split("#", 1)[0].strip()
-            if line and line.endswith(".c") and REPO_ROOT / line not in runtime:
-                runtime.append(REPO_ROOT / line)
+            if line and line.endswith(".c") and SOURCE_ROOT / line not in runtime:
+                runtime.append(SOURCE_ROOT / line)
     todo += [(s, obj_dir / f"rt_{s.stem}.o", [*CFLAGS, *inc]) for s in runtime]
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         list(pool.map(_compile, todo))

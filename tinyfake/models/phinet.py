@@ -27,7 +27,8 @@ def micromind_phinet():
         return sys.modules[name]
     spec = importlib.util.find_spec("micromind")  # locates the package, runs nothing
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("micromind is not installed; run scripts/setup.sh")
+        raise UserError("micromind is not installed: `pip install --no-deps micromind==0.2.1` "
+                        "(its own dependencies would replace torch), or run scripts/setup.sh")
     path = Path(list(spec.submodule_search_locations)[0]) / "networks" / "phinet.py"
     mod_spec = importlib.util.spec_from_file_location("tinyfake.models._micromind_phinet", path)
     module = importlib.util.module_from_spec(mod_spec)

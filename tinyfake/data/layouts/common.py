@@ -17,11 +17,11 @@ from tinyfake.data import faces
 from tinyfake.data.dataset import FaceDataset
 from tinyfake.data.layouts.video import read_sampled, sample_indices, video_info
 from tinyfake.errors import UserError
+from tinyfake.paths import CACHE_ROOT
 
 log = logging.getLogger(__name__)
 
 FRAMES_PER_VIDEO = 8   # evenly spaced frames sampled from each video
-CACHE_ROOT = Path(os.environ.get("TINYFAKE_CACHE", Path.home() / ".cache" / "tinyfake"))
 CACHE = CACHE_ROOT / "video-faces"         # one npz per video
 IMAGE_CACHE = CACHE_ROOT / "image-faces"   # one npz per (image list, size, crop)
 
