@@ -19,7 +19,7 @@ def test_build_runs_every_stage_and_reports(tmp_path):
     for f in ("config.toml", "model.pt", "model.onnx", "model_int8.tflite", "model_data.cc",
               "gen/model.c", "fw/stm32h743.elf", "fw/stm32h743.bin", "fw/stm32h743-sim.elf"):
         assert (run / f).exists(), f
-    report = json.loads((run / "report.json").read_text())
+    report = json.loads((run / "report_limit6.json").read_text())
     v = report["verification"]
     assert v["n"] == 6 and v["identical"] == 6
     assert "instructions per inference in simulation" in out.stdout
@@ -46,7 +46,7 @@ def test_build_binary_net_runs_bit_packed_and_equals_tflite_micro(tmp_path):
     assert not (run / "model.onnx").exists()  # written directly, not through ONNX
     model_c = (run / "gen" / "model.c").read_text()
     assert model_c.count("tfkb_conv(") == 8 and "tfkb_pack(" in model_c
-    v = json.loads((run / "report.json").read_text())["verification"]
+    v = json.loads((run / "report_limit6.json").read_text())["verification"]
     assert v["n"] == 6 and v["identical"] == 6
 
 

@@ -156,7 +156,7 @@ def test_channel_phinet_end_to_end_device_equals_tflite_micro(tmp_path):
     assert inq.shape == (1, 64, 64, 5) and inq.zero_point == -128
     assert inq.scale == pytest.approx(1 / 255, rel=1e-6)
     assert "TFK_INPUT_OFFSET_128 1" in (run / "fw" / "obj-stm32h743" / "tf_input.h").read_text()
-    report = json.loads((run / "report.json").read_text())
+    report = json.loads((run / "report_limit6.json").read_text())
     v = report["verification"]
     assert v["n"] == 6 and v["identical"] == 6 and v["selftest"] == "ok"
     assert report["model"]["input_shape"] == [64, 64, 5] and report["model"]["channels"] == "rgb+fft+lbp"

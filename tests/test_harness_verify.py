@@ -39,6 +39,15 @@ def test_verify_in_simulation_writes_the_report(run, capsys):
     assert "| DTCM |" in md and "instructions per inference" in md
 
 
+def test_a_sample_has_its_own_report_and_leaves_the_whole_one(run, capsys):
+    assert run.report_json.exists()  # from the whole test split, above
+    whole = run.report_json.read_bytes()
+    assert main(["verify", "--board", "stm32h743", "--simulate", "--run", str(run.root), "--limit", "5"]) == 0
+    assert f"wrote {run.root / 'report_limit5.json'} and {run.root / 'report_limit5.md'}" in capsys.readouterr().out
+    assert json.loads((run.root / "report_limit5.json").read_text())["verification"]["n"] == 5
+    assert run.report_json.read_bytes() == whole
+
+
 def test_verify_refuses_a_board_with_another_model(run, tmp_path):
     other = build_fixture(tmp_path)  # the fixture model, another hash
     with QemuSim(other.sim_elf, other.board) as sim:

@@ -115,6 +115,7 @@ def _build(args, board, run_dir: RunDir) -> int:
     report = verify_run(run_dir, board, simulate=True, limit=args.limit)
     print(f"  ({time.monotonic() - t:.0f} s)\n")
     print(report["text"])
+    print(f"  wrote {' and '.join(report['written'])}")
     v = report["verification"]
     if v["identical"] != v["n"]:
         print(f"tinyfake: error: {v['n'] - v['identical']} of {v['n']} device outputs differ "

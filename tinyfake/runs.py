@@ -51,6 +51,14 @@ class RunDir:
     fw = property(lambda self: self.root / "fw")
     report_json = property(lambda self: self.root / "report.json")
     report_md = property(lambda self: self.root / "report.md")
+
+    def result_path(self, stem: str, data: str | None = None, limit: int | None = None,
+                    suffix: str = ".json") -> Path:
+        """`<stem>.json` for the run's whole test split, `<stem>_<dataset>` for
+        other data, a `_limit<N>` suffix for a sample: no partial result ever
+        replaces a whole one (eval.json, report.json)."""
+        name = stem if data is None else f"{stem}_{Path(data).stem}"
+        return self.root / (f"{name}_limit{limit}{suffix}" if limit is not None else f"{name}{suffix}")
     manifest = property(lambda self: Manifest(self.root))  # what each artifact was made from
 
     def export_inputs(self) -> dict[str, Path]:

@@ -25,11 +25,9 @@ WAYS = {"float": "float PyTorch", "int8_ref": "int8 TFLite (reference)",
 
 
 def eval_json_path(run: RunDir, data: str | None, limit: int | None = None) -> Path:
-    """eval.json for the run's whole test split; eval_<dataset>.json for other
-    data; a `_limit<N>` suffix for a sample, so that no partial evaluation
-    replaces a whole one (roc.png and the benchmarks read eval.json)."""
-    stem = "eval" if data is None else f"eval_{Path(data).stem}"
-    return run.root / (f"{stem}_limit{limit}.json" if limit is not None else f"{stem}.json")
+    """eval.json, eval_<dataset>.json, eval_limit<N>.json (roc.png and the
+    benchmarks read eval.json)."""
+    return run.result_path("eval", data, limit)
 
 
 def scores_path(eval_json: Path) -> Path:

@@ -132,7 +132,8 @@ def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None
                simulate: bool = False, data: str | None = None, limit: int | None = None,
                renode: str | None = None, log=print, **device_kw) -> dict:
     """Verify a run's firmware on a board (`port`) or in simulation; writes
-    `report.json`/`report.md` into the run and returns the report."""
+    `report.json`/`report.md` into the run (`report_limit<N>.*` for a sample,
+    `report_<dataset>.*` for other data) and returns the report."""
     if simulate == (port is not None):
         raise UserError("give either --port PORT (a board) or --simulate")
     if renode is not None and not simulate:
@@ -229,8 +230,10 @@ def _verify(run, board, port, simulate, data, limit, renode, log, **device_kw) -
     if simulate:
         report["simulator_memory"] = memory_report(sim_elf, board, sim_regions(board),
                                                    stack["stack_used"])["ram"]["regions"]
-    write_report(report, run.report_json, run.report_md)
+    written = [run.result_path("report", data, limit, suffix) for suffix in (".json", ".md")]
+    write_report(report, *written)
     report["text"] = budget_text(report)
+    report["written"] = [str(p) for p in written]
     if latency.get("includes_input_channels"):
         ch = latency.get("channel_instructions")
         report["text"] += ("\n  input  the board computes R, G, B, FFT, LBP from each RGB face; the counts above "

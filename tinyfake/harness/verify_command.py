@@ -31,7 +31,7 @@ def run(args) -> int:
     report = verify_run(run_dir, load_board(args.board), port=args.port, simulate=args.simulate,
                         data=args.data, limit=args.limit, renode=args.renode, timeout=args.timeout)
     print(report["text"])
-    print(f"wrote {run_dir.report_json} and {run_dir.report_md}")
+    print(f"wrote {' and '.join(report['written'])}")
     v = report["verification"]
     if v["identical"] != v["n"] or v["selftest"] != "ok":
         print(f"tinyfake: verification FAILED: {v['n'] - v['identical']} of {v['n']} device outputs "
