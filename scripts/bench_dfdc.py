@@ -68,6 +68,9 @@ EXPERIMENTS = {
                                          "training (lr 5e-4, batch 16, JPEG): int8 weights and ranges trained",
                                          "--method qat --init runs/dfdc64_a075_e40_ft16x2_jpeg --qat-epochs 6 "
                                          "--augment jpeg --batch-size 16"),
+    "dfdc64_a075_e40_ft16x2_jpeg_qat6x2": ("qat6 + 6 more epochs of quantization-aware training (same options)",
+                                           "--method qat --init runs/dfdc64_a075_e40_ft16x2_jpeg_qat6 "
+                                           "--qat-epochs 6 --augment jpeg --batch-size 16"),
     "dfdc64_a075_e40_s1": ("the recipe's first stage, seed 1",
                            "--size 64 --alpha 0.75 --epochs 40 --patience 10 --seed 1"),
     "dfdc64_a025_fftlbp": ("RGB + FFT + LBP input", "--size 64 --channels rgb+fft+lbp"),

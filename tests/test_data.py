@@ -157,6 +157,27 @@ def test_detect_face_on_astronaut():
     assert crop.shape == (48, 48, 3)
 
 
+def test_mtcnn_finds_the_astronaut_and_a_face_that_fills_the_frame():
+    from skimage.data import astronaut
+
+    img = astronaut()
+    (box,) = faces.detect_faces(img, finder="mtcnn")
+    x, y, w, h = box
+    assert 150 < x + w / 2 < 260 and 50 < y + h / 2 < 160  # Eileen Collins' face, and nothing else
+    # Her face cut inside its own box and enlarged: too big for MTCNN's
+    # coarsest scale; the retry with a border finds it (and maps it back).
+    dx, dy = int(0.08 * w), int(0.08 * h)
+    tight = cv2.resize(np.ascontiguousarray(img[y + dy:y + h - dy, x + dx:x + w - dx]), (300, 384))
+    assert faces._mtcnn().detect_faces(tight) == []
+    (x, y, w, h), = faces.detect_faces(tight, finder="mtcnn")
+    assert x >= 0 and y >= 0 and x + w <= 300 and y + h <= 384 and w * h > 0.8 * 300 * 384
+
+
+def test_an_unknown_face_finder_is_one_line():
+    with pytest.raises(UserError, match="unknown face finder 'dlib'; choose one of mtcnn, haar"):
+        faces.detect_faces(np.zeros((64, 64, 3), np.uint8), finder="dlib")
+
+
 def test_detect_faces_option_on_folder(tmp_path):
     from skimage.data import astronaut
 

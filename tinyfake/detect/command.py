@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="same as --backend simulate")
     p.add_argument("--port", help="score on a board at this serial port (flashed with the run's firmware)")
     p.add_argument("--board", default="stm32h743", help="board for --port/--simulate (default stm32h743)")
+    p.add_argument("--face-finder", choices=("mtcnn", "haar"), default="mtcnn",
+                   help="mtcnn (default: fewer missed faces and background boxes) or haar (OpenCV's "
+                        "cascades, faster)")
     p.add_argument("--annotate", action="store_true",
                    help="also write the image/video with green (real) and red (fake) boxes and scores")
     p.add_argument("--out", type=Path, help="where reports go (default: <run>/detect/)")
@@ -69,7 +72,7 @@ def run(args) -> int:
             stem = _stem(path, root, used)
             try:
                 report = detect_file(path, scorer, every=args.every, frames=args.frames, top_k=args.top_k,
-                                     threshold=args.threshold,
+                                     threshold=args.threshold, finder=args.face_finder,
                                      annotate_to=out / f"{stem}.annotated" if args.annotate else None)
             except UserError as exc:
                 if len(files) == 1:

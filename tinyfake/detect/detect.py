@@ -8,8 +8,8 @@ import numpy as np
 from tqdm import tqdm
 
 from tinyfake.detect import annotate as ann
-from tinyfake.detect.media import (detect_faces, face_crop, media_kind, read_image, read_sampled,
-                                   sample_indices, video_info)
+from tinyfake.detect.media import (DEFAULT_FINDER, detect_faces, face_crop, media_kind, read_image,
+                                   read_sampled, sample_indices, video_info)
 from tinyfake.detect.scoring import Scorer
 from tinyfake.detect.tracking import DEFAULT_THRESHOLD, DEFAULT_TOP_K, Tracker, aggregate, label
 
@@ -18,8 +18,8 @@ RULE = ("face score = P(fake) of the int8 model; track score = mean of its face 
 
 
 def _frame_record(scorer: Scorer, tracker: Tracker, index: int, rgb: np.ndarray, fps: float,
-                  threshold: float) -> dict:
-    boxes = detect_faces(rgb)
+                  threshold: float, finder: str) -> dict:
+    boxes = detect_faces(rgb, finder)
     ids = tracker.update(boxes)
     faces = []
     if boxes:
@@ -33,7 +33,8 @@ def _frame_record(scorer: Scorer, tracker: Tracker, index: int, rgb: np.ndarray,
 
 def detect_file(path: Path, scorer: Scorer, *, every: int | None = None, frames: int | None = None,
                 top_k: int = DEFAULT_TOP_K, threshold: float = DEFAULT_THRESHOLD,
-                annotate_to: Path | None = None, progress: bool | None = None) -> dict:
+                annotate_to: Path | None = None, progress: bool | None = None,
+                finder: str = DEFAULT_FINDER) -> dict:
     """The report for one image or video (see tinyfake.detect.tracking for the rule).
 
     `annotate_to`: a path without suffix; the annotated image gets `.png`,
@@ -42,11 +43,11 @@ def detect_file(path: Path, scorer: Scorer, *, every: int | None = None, frames:
     tracker = Tracker()
     report = {"file": str(path), "kind": kind, "run": str(scorer.run.root), "backend": scorer.backend,
               "engine": scorer.describe, "model_hash": scorer.model_hash, "input_size": scorer.size,
-              "rule": RULE}
+              "face_finder": finder, "rule": RULE}
     annotated = None
     if kind == "image":
         rgb = read_image(path)
-        records = [_frame_record(scorer, tracker, 0, rgb, 0.0, threshold)]
+        records = [_frame_record(scorer, tracker, 0, rgb, 0.0, threshold, finder)]
         report["media"] = {"width": rgb.shape[1], "height": rgb.shape[0]}
         tracks, overall = aggregate(records, top_k, threshold)
         if annotate_to is not None:
@@ -68,7 +69,7 @@ def detect_file(path: Path, scorer: Scorer, *, every: int | None = None, frames:
         try:
             for i, rgb in tqdm(read_sampled(path, indices), total=len(indices), desc=path.name,
                                unit="frame", leave=False, disable=None if progress is None else not progress):
-                rec = _frame_record(scorer, tracker, i, rgb, info.fps, threshold)
+                rec = _frame_record(scorer, tracker, i, rgb, info.fps, threshold, finder)
                 records.append(rec)
                 if out is not None:
                     out.write(ann.draw(rgb, rec["faces"]))
