@@ -142,6 +142,10 @@ def test_recipe_fills_options_the_command_line_does_not_give(tmp_path):
     apply_recipe(args)
     t = config_from_args(args)["train"]
     assert (t["method"], t["augment"], t["finetune"]["init"]) == ("finetune", "jpeg", str(tmp_path))
+    args = p.parse_args(["--recipe", "dfdc-qat", "--init", str(tmp_path)])
+    apply_recipe(args)
+    t = config_from_args(args)["train"]
+    assert (t["method"], t["batch_size"], t["qat"]["epochs"], t["qat"]["init"]) == ("qat", 16, 6, str(tmp_path))
 
 
 @pytest.mark.parametrize("argv, message", [
