@@ -126,8 +126,9 @@ def flip_auc(run) -> dict:
 def device_row(root: Path) -> dict | None:
     """The device's scores from `tinyfake build --model RUN [--limit N]`'s
     report.json (or, short of it, its largest report_limit<N>.json), if any."""
-    samples = sorted(root.glob("report_limit*.json"), key=lambda p: int(p.stem.split("_limit")[1]))
-    report = root / "report.json" if (root / "report.json").exists() else (samples[-1] if samples else None)
+    from tinyfake.runs import RunDir
+
+    report = RunDir(root).widest_report()
     if report is None:
         return None
     r = json.loads(report.read_text())  # tinyfake verify: the device's scores on `data`

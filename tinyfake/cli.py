@@ -28,6 +28,7 @@ COMMANDS = {
     "verify": "tinyfake.harness.verify_command",
     "build": "tinyfake.build",
     "detect": "tinyfake.detect.command",
+    "runs": "tinyfake.runs_command",
 }
 
 

@@ -77,6 +77,9 @@ class Manifest:
     def _write(self, data: dict) -> None:
         write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
+    def stages(self) -> list[str]:
+        return sorted(self._read())
+
     def get(self, stage: str) -> Made | None:
         entry = self._read().get(stage)
         if not isinstance(entry, dict):

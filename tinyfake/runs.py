@@ -59,6 +59,13 @@ class RunDir:
         replaces a whole one (eval.json, report.json)."""
         name = stem if data is None else f"{stem}_{Path(data).stem}"
         return self.root / (f"{name}_limit{limit}{suffix}" if limit is not None else f"{name}{suffix}")
+
+    def widest_report(self) -> Path | None:
+        """report.json (the whole test split) or, short of it, the report_limit<N>.json of the largest N."""
+        if self.report_json.exists():
+            return self.report_json
+        samples = sorted(self.root.glob("report_limit*.json"), key=lambda p: int(p.stem.split("_limit")[1]))
+        return samples[-1] if samples else None
     manifest = property(lambda self: Manifest(self.root))  # what each artifact was made from
 
     def export_inputs(self) -> dict[str, Path]:
@@ -106,6 +113,20 @@ class RunDir:
             raise UserError(f"{self.root} is incomplete: its training stopped before the end (it has "
                             f"a checkpoint, no model.pt); continue it with `tinyfake train --resume {self.root}`")
         raise UserError(f"{self.root} has no model.pt; train it with `tinyfake train`")
+
+    def in_use(self) -> bool:
+        """Whether another tinyfake command holds the run's lock now (a training, an export, ...)."""
+        from filelock import FileLock, Timeout
+
+        if not (self.root / LOCK).exists():
+            return False
+        probe = FileLock(self.root / LOCK)
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return True
+        probe.release()
+        return False
 
     def holds_training(self) -> bool:
         return self.model_pt.exists() or self.checkpoint.exists()
