@@ -128,7 +128,8 @@ def _memory(build) -> dict:
 def bench_model(name: str, path: Path, work: Path, log=print) -> dict:
     from tinyfake.compiler import compile_model
     from tinyfake.compiler.oracle import lcg_input, run_isolated
-    from tinyfake.firmware import build_firmware
+    from tinyfake.firmware import build_firmware, load_board
+    from tinyfake.harness.profile import profile_ops
 
     t0 = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
@@ -141,25 +142,11 @@ def bench_model(name: str, path: Path, work: Path, log=print) -> dict:
     if run["counted"].instructions != insns:
         raise RuntimeError("harness and plugin log disagree on the instruction count")
 
-    # per-operator counts from a second build with tf_mark_op at each operator
-    cm_ops = compile_model(path, work / "gen_ops", name=name, op_markers=True)
-    build_ops = build_firmware(work / "gen_ops", BOARD, work / "fw_ops", tflite=path)
-    run_ops = _simulate(build_ops, x)
-    total_m, hits = run_ops["pairs"][1]
-    if len(hits) != len(cm_ops.ops):
-        raise RuntimeError(f"{len(hits)} operator markers hit, the model has {len(cm_ops.ops)} operators")
-    overhead = (total_m - insns) / max(1, len(hits))  # instructions one marker call costs
-    bounds = hits + [total_m]
-    per_op, by_type = [], {}
-    for k, op in enumerate(cm.ops):
-        n = max(0, int(round(bounds[k + 1] - bounds[k] - overhead)))
-        per_op.append({"index": op.index, "op": op.name, "kernel": op.kernel, "macs": op.macs,
-                       "instructions": n})
-        t = by_type.setdefault(op.name, {"count": 0, "instructions": 0})
-        t["count"] += 1
-        t["instructions"] += n
-    for t in by_type.values():
-        t["share"] = round(t["instructions"] / insns, 4)
+    # per-operator counts from a second build with a marker at each operator
+    profile = profile_ops(work / "gen", path, load_board(BOARD), work / "fw_ops", x, insns)
+    per_op = [{k: r[k] for k in ("index", "op", "kernel", "macs", "instructions")} for r in profile["ops"]]
+    by_type = {t: {"count": v["count"], "instructions": v["instructions"], "share": v["share"]}
+               for t, v in profile["by_type"].items()}
 
     out_dev = run["counted"].output.reshape(-1)
     mem = _memory(build)
@@ -181,7 +168,7 @@ def bench_model(name: str, path: Path, work: Path, log=print) -> dict:
             np.array_equal(run["warmup"].output.reshape(-1), want)),
         "output_device": out_dev.tolist(),
         "output_tflite_micro": want.tolist(),
-        "instructions_by_op_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1]["instructions"])),
+        "instructions_by_op_type": by_type,
         "instructions_other": insns - sum(p["instructions"] for p in per_op),
         "per_op": per_op,
     }

@@ -24,6 +24,7 @@ def test_build_runs_every_stage_and_reports(tmp_path):
     assert v["n"] == 6 and v["identical"] == 6
     assert "instructions per inference in simulation" in out.stdout
     assert "DTCM" in out.stdout and "MACs" in out.stdout
+    assert report["profile"]["ops"] and "## Instructions per operator" in (run / "report_limit6.md").read_text()
 
 
 def test_build_rejects_unknown_board(tmp_path):

@@ -39,6 +39,27 @@ def test_verify_in_simulation_writes_the_report(run, capsys):
     assert "| DTCM |" in md and "instructions per inference" in md
 
 
+def test_profile_counts_every_operator(run, capsys):
+    assert main(["verify", "--board", "stm32h743", "--simulate", "--run", str(run.root), "--limit", "2",
+                 "--profile"]) == 0
+    assert "of the instructions (per operator: report.md)" in capsys.readouterr().out
+    report = json.loads((run.root / "report_limit2.json").read_text())
+    prof, total = report["profile"], report["latency"]["instructions"]["median"]
+    assert len(prof["ops"]) == report["model"]["ops"]
+    assert [r["index"] for r in prof["ops"]] == list(range(report["model"]["ops"]))
+    counted = sum(r["instructions"] for r in prof["ops"])
+    assert 0.98 * total <= counted <= total  # all but the few instructions around the operators
+    assert sum(t["instructions"] for t in prof["by_type"].values()) == counted
+    assert (run.root / "profile.png").stat().st_size > 0
+    assert "## Instructions per operator" in (run.root / "report_limit2.md").read_text()
+
+
+def test_profile_needs_the_simulator(run, capsys):
+    assert main(["verify", "--port", "/dev/null-board", "--run", str(run.root), "--profile"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--profile counts instructions per operator in QEMU" in err and "\n" not in err
+
+
 def test_a_sample_has_its_own_report_and_leaves_the_whole_one(run, capsys):
     assert run.report_json.exists()  # from the whole test split, above
     whole = run.report_json.read_bytes()

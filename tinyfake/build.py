@@ -112,7 +112,7 @@ def _build(args, board, run_dir: RunDir) -> int:
             print(f"  {path}")
 
     t = _stage("verify in simulation (QEMU mps2-an500, exact instruction counts)")
-    report = verify_run(run_dir, board, simulate=True, limit=args.limit)
+    report = verify_run(run_dir, board, simulate=True, limit=args.limit, profile=True)
     print(f"  ({time.monotonic() - t:.0f} s)\n")
     print(report["text"])
     print(f"  wrote {' and '.join(report['written'])}")

@@ -130,21 +130,26 @@ def _test_images(run: RunDir, data: str | None, limit: int | None, size: int):
 
 def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None = None,
                simulate: bool = False, data: str | None = None, limit: int | None = None,
-               renode: str | None = None, log=print, **device_kw) -> dict:
+               renode: str | None = None, profile: bool = False, log=print, **device_kw) -> dict:
     """Verify a run's firmware on a board (`port`) or in simulation; writes
     `report.json`/`report.md` into the run (`report_limit<N>.*` for a sample,
-    `report_<dataset>.*` for other data) and returns the report."""
+    `report_<dataset>.*` for other data) and returns the report. With
+    `profile` (simulation only), the report gains instructions per operator
+    (tinyfake.harness.profile) and the run a bar chart, profile.png."""
     if simulate == (port is not None):
         raise UserError("give either --port PORT (a board) or --simulate")
     if renode is not None and not simulate:
         raise UserError("--renode is a simulator: give it with --simulate, not with --port")
+    if profile and (not simulate or renode is not None):
+        raise UserError("--profile counts instructions per operator in QEMU: give it with --simulate "
+                        "(without --renode)")
     run = run if isinstance(run, RunDir) else RunDir.existing(run)
     board = load_board(board) if isinstance(board, str) else board
     with run.lock():
-        return _verify(run, board, port, simulate, data, limit, renode, log, **device_kw)
+        return _verify(run, board, port, simulate, data, limit, renode, profile, log, **device_kw)
 
 
-def _verify(run, board, port, simulate, data, limit, renode, log, **device_kw) -> dict:
+def _verify(run, board, port, simulate, data, limit, renode, profile, log, **device_kw) -> dict:
     from tinyfake.data.channels import model_images
     from tinyfake.export.tflite_int8 import dequantize, io_quant, quantized_inputs
     from tinyfake.export.tflm import tflm_outputs
@@ -230,6 +235,15 @@ def _verify(run, board, port, simulate, data, limit, renode, log, **device_kw) -
     if simulate:
         report["simulator_memory"] = memory_report(sim_elf, board, sim_regions(board),
                                                    stack["stack_used"])["ram"]["regions"]
+    if profile:
+        from tinyfake.harness.profile import profile_ops
+        from tinyfake.report.plots import plot_profile
+
+        log("profiling: instructions per operator (a firmware with operator markers) ...")
+        report["profile"] = profile_ops(run.gen, run.tflite, board, run.root / "fw-profile", loads[0],
+                                        int(latency["instructions"]["median"]), channels)
+        report["profile"]["plot"] = str(plot_profile(report["profile"], run.root / "profile.png",
+                                                     f"instructions per operator: {model.name}"))
     written = [run.result_path("report", data, limit, suffix) for suffix in (".json", ".md")]
     write_report(report, *written)
     report["text"] = budget_text(report)

@@ -19,6 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--run", help="run directory (default: the only run with compiled C)")
     p.add_argument("--data", help="dataset to verify on instead of the run's test split")
     p.add_argument("--limit", type=int, help="verify on a seeded sample of this many images")
+    p.add_argument("--profile", action="store_true",
+                   help="with --simulate: also count instructions per operator (report.md table, profile.png)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply before resending")
 
 
@@ -29,7 +31,8 @@ def run(args) -> int:
         raise UserError("say where the firmware runs: --port /dev/ttyACM0 (a board) or --simulate")
     run_dir = harness_run(args.run)
     report = verify_run(run_dir, load_board(args.board), port=args.port, simulate=args.simulate,
-                        data=args.data, limit=args.limit, renode=args.renode, timeout=args.timeout)
+                        data=args.data, limit=args.limit, renode=args.renode, profile=args.profile,
+                        timeout=args.timeout)
     print(report["text"])
     print(f"wrote {' and '.join(report['written'])}")
     v = report["verification"]

@@ -138,3 +138,23 @@ def write_run_plots(run) -> list[Path]:
     if p:
         written.append(p)
     return written
+
+
+def plot_profile(profile: dict, out: Path, title: str = "") -> Path:
+    """A bar per operator (instructions), coloured by operator type."""
+    plt = _plt()
+    rows = profile["ops"]
+    types = list(profile["by_type"])
+    colours = {t: plt.cm.tab10(i % 10) for i, t in enumerate(types)}
+    fig, ax = plt.subplots(figsize=(max(6, len(rows) * 0.12), 3.5))
+    ax.bar(range(len(rows)), [r["instructions"] for r in rows], color=[colours[r["op"]] for r in rows])
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color=colours[t], label=f"{t} ({100 * profile['by_type'][t]['share']:.0f}%)")
+                       for t in types], fontsize=7, ncol=2)
+    ax.set_xlabel("operator (call order)")
+    ax.set_ylabel("instructions")
+    ax.set_title(title or "instructions per operator")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

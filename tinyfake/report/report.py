@@ -64,6 +64,10 @@ def budget_text(report: dict) -> str:
     lines.append(f"  MACs   {m['macs']:,} per inference")
     for ln in latency_lines(report["latency"]):
         lines.append(f"  time   {ln}")
+    if report.get("profile"):
+        top = list(report["profile"]["by_type"].items())[:4]
+        lines.append("  ops    " + ", ".join(f"{name} {100 * t['share']:.0f}%" for name, t in top)
+                     + " of the instructions (per operator: report.md)")
     v = report["verification"]
     acc = report.get("accuracy") or {}
     lines.append(f"  device == host int8 (TFLite Micro) on {v['identical']}/{v['n']} test images"
@@ -73,6 +77,26 @@ def budget_text(report: dict) -> str:
                      f"F1 {_num(acc.get('f1'))}, EER {_num(acc.get('eer'))} on {acc.get('n')} images "
                      f"({report['data']})")
     return "\n".join(lines)
+
+
+def profile_markdown(profile: dict) -> list[str]:
+    """Instructions per operator type and per operator (tinyfake.harness.profile)."""
+    def per_mac(v):
+        return "-" if v is None else f"{v:.2f}"
+    lines = ["## Instructions per operator", "",
+             f"One inference in QEMU, {profile['instructions']:,} instructions "
+             f"(a marker call per operator, {profile['marker_overhead']:.0f} instructions each, taken off); "
+             f"chart: `{Path(profile['plot']).name}`.", "",
+             "| operator type | count | MACs | instructions | per MAC | share |", "|---|---:|---:|---:|---:|---:|"]
+    for name, t in profile["by_type"].items():
+        lines.append(f"| {name} | {t['count']} | {t['macs']:,} | {t['instructions']:,} | "
+                     f"{per_mac(t['per_mac'])} | {100 * t['share']:.1f}% |")
+    lines += ["", "| # | operator | kernel | MACs | instructions | per MAC | share |",
+              "|---:|---|---|---:|---:|---:|---:|"]
+    for r in profile["ops"]:
+        lines.append(f"| {r['index']} | {r['op']} | `{r['kernel']}` | {r['macs']:,} | {r['instructions']:,} | "
+                     f"{per_mac(r['per_mac'])} | {100 * r['share']:.1f}% |")
+    return lines
 
 
 def report_markdown(report: dict) -> str:
@@ -96,6 +120,8 @@ def report_markdown(report: dict) -> str:
               f"- link: {json.dumps(report.get('link', {}))}"]
     if v.get("mismatches"):
         lines.append(f"- first mismatches: {json.dumps(v['mismatches'][:5])}")
+    if report.get("profile"):
+        lines += ["", *profile_markdown(report["profile"])]
     acc = report.get("accuracy")
     if acc:
         lines += ["", f"## Accuracy ({report['data']})", "", "| accuracy | AUC | F1 | EER | n |",
