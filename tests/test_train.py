@@ -188,3 +188,29 @@ def test_finetune_starts_from_the_init_run(trained, tmp_path):
     assert m["counts"] == json.loads(run.metrics.read_text())["counts"]
     train(make_config(None, 32, epochs=1, batch_size=32, seed=1, lr=1e-9), tmp_path / "fresh", progress=False)
     assert distance(tmp_path / "ft") < 1e-4 < 1e-1 < distance(tmp_path / "fresh")
+
+
+
+@pytest.mark.slow
+def test_progress_lines_reach_a_pipe_while_the_command_runs(tmp_path):
+    """A CI log (stdout a pipe, not a terminal) gets each progress line as it
+    happens, not all of them when the process exits (block buffering)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    assert main(["train", "--epochs", "1", "--size", "32", "--runs-dir", str(tmp_path), "--name", "r"]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as in most CI runners
+    proc = subprocess.Popen([sys.executable, "-m", "tinyfake", "export", str(tmp_path / "r"), "--no-eval"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        seen = time.monotonic()
+        assert "reading the run's faces" in first
+        proc.communicate(timeout=600)
+        # the export (onnx2tf: tens of seconds) ran after the line arrived, not before it
+        assert time.monotonic() - seen > 5
+    finally:
+        proc.kill()
+        proc.wait()

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if hasattr(sys.stdout, "reconfigure"):  # progress lines reach a CI log or a pipe as they happen
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         return int(args._run(args) or 0)
     except UserError as exc:

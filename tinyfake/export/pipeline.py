@@ -48,21 +48,22 @@ def why_export_stale(run: RunDir, **options) -> str | None:
 
 
 def export_run(run: RunDir, calib_images: int = DEFAULT_CALIB_IMAGES,
-               opset: int = DEFAULT_OPSET) -> dict:
+               opset: int = DEFAULT_OPSET, log=print) -> dict:
     """Write model.onnx, model_int8.tflite, model_data.cc/.h into the run
     (binary networks: no model.onnx, see tinyfake.export.binary_tflite), recorded
     in the run's manifest."""
     with run.lock():
-        return _export(run, calib_images, opset)
+        return _export(run, calib_images, opset, log)
 
 
-def _export(run: RunDir, calib_images: int, opset: int) -> dict:
+def _export(run: RunDir, calib_images: int, opset: int, log) -> dict:
     from tinyfake.train import load_trained, splits_from_config
 
     check_opset(opset)
     model, config = load_trained(run)
     run.manifest.forget("export")  # a failure below must not leave the old record vouching for new files
     size = int(config["data"]["size"])
+    log(f"  reading the run's faces (its split as trained: {config['data']['source']}) ...")
     splits = splits_from_config(config)
     train_x = model_images(config, splits.train.x)  # RGB, or R, G, B, FFT, LBP
     calib = calibration_images(train_x, calib_images, int(config["data"].get("seed", 0)))
@@ -71,6 +72,8 @@ def _export(run: RunDir, calib_images: int, opset: int) -> dict:
         run.onnx.unlink(missing_ok=True)
         write_atomic(run.tflite, binary_tflite(model, calib))
     else:
+        log(f"  model.pt -> model.onnx (opset {opset}) -> model_int8.tflite (onnx2tf, calibrated on "
+            f"{len(calib)} training faces; ~20 s) ...")
         export_onnx(model, size, run.onnx, opset)
         convert_int8(run.onnx, calib, run.tflite)
     # Load it once in TFLite Micro: catches int8 kernels TFLM lacks early.
