@@ -52,3 +52,20 @@ def test_eval_after_the_training_data_moved(capsys, tmp_path):
     from tinyfake.train import splits_from_config
     with pytest.raises(Exception, match="is gone \\(moved or deleted\\)"):
         splits_from_config(run.read_config())
+
+
+def test_a_reader_that_leaves_early_is_no_error():
+    """`tinyfake boards --json | head -1`: the closed pipe ends the command
+    quietly (exit 0), not with a BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # the reader has gone before the first write
+    try:
+        out = subprocess.run([sys.executable, "-m", "tinyfake", "boards", "--json"], stdout=w,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(w)
+    assert out.returncode == 0 and out.stderr == "", out.stderr

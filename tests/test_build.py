@@ -36,13 +36,20 @@ def test_build_rejects_unknown_board(tmp_path):
 
 @pytest.mark.slow
 def test_build_binary_net_runs_bit_packed_and_equals_tflite_micro(tmp_path):
-    """`tinyfake build --arch binary`: the int8 form compiled onto the binary
-    kernels, verified on the simulated board against TFLite Micro."""
+    """`tinyfake build --arch binary --flash`: the int8 form compiled onto the
+    binary kernels, verified on the simulated board against TFLite Micro,
+    then flashed (no board here: pyOCD's one-line refusal)."""
     out = subprocess.run(
         [sys.executable, "-m", "tinyfake", "build", "--arch", "binary", "--size", "32", "--name", "bin",
-         "--epochs", "1", "--limit", "6"],
+         "--epochs", "1", "--limit", "6", "--flash"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # Every stage ran and passed; then --flash reached the real pyOCD, which
+    # finds no probe on a machine without a board: one line, exit 2.
+    assert out.returncode == 2, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "== flash:" in out.stdout and "fw/stm32h743.elf -> stm32h743 with pyocd" in out.stdout
+    assert out.stderr.strip().splitlines() == [
+        "tinyfake: error: no debug probe or board found by pyocd: connect the board's ST-LINK USB port "
+        "(and check the probe's USB permissions / udev rules)"], out.stderr
     run = tmp_path / "runs" / "bin"
     assert not (run / "model.onnx").exists()  # written directly, not through ONNX
     model_c = (run / "gen" / "model.c").read_text()
@@ -54,6 +61,8 @@ def test_build_binary_net_runs_bit_packed_and_equals_tflite_micro(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--limit", "0"], "--limit must be at least 1"),
     (["--name", "../out"], "must be a plain folder name"),
+    (["--flash", "--board", "mps2-an500"], "mps2-an500 has no [flash.pyocd] settings"),
+    (["--with", "openocd"], "add --flash"),
 ])
 def test_build_checks_cheap_options_before_training(capsys, argv, message):
     assert main(["build", *argv]) == 2

@@ -58,6 +58,19 @@ def test_cli_writes_interface_files(tmp_path, capsys):
 
 
 @needs_bench
+def test_cli_json_is_the_whole_output(tmp_path, capsys):
+    import json
+    out = tmp_path / "gen"
+    assert main(["compile", str(PHINET), "-o", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    h = (out / "model.h").read_text()
+    assert len(doc["ops"]) == int(re.search(r"#define MODEL_NUM_OPS (\d+)", h).group(1))
+    assert doc["macs"] == sum(o["macs"] for o in doc["ops"]) > 0
+    assert f'#define MODEL_ARENA_BYTES {doc["arena_bytes"]}' in h
+    assert doc["kernel_calls"] == sum(o["kernel"].startswith("tfk") for o in doc["ops"]) > 0
+
+
+@needs_bench
 def test_op_hooks_bracket_every_operator(tmp_path):
     """An includer's MODEL_OP_BEGIN/END see every operator once, in order."""
     cm = compile_model(PHINET, tmp_path / "gen")

@@ -220,6 +220,19 @@ def test_boards_command(capsys):
     assert "flash 128 KiB FLASH + 3 MiB QSPI" in out and "code FLASH, weights QSPI" in out  # stm32h750b-dk
 
 
+def test_boards_command_json(capsys):
+    import json
+
+    from tinyfake.cli import main
+    from tinyfake.firmware.boards import list_boards
+    assert main(["boards", "--json"]) == 0
+    boards = {b["name"]: b for b in json.loads(capsys.readouterr().out)}
+    assert list(boards) == list_boards()
+    h7 = boards["stm32h743"]
+    assert h7["regions"]["DTCM"]["size"] == 128 * 1024 and h7["clock_hz"] == 480_000_000
+    assert h7["path"].endswith("stm32h743.toml") and h7["flash"]["default"] == "pyocd"
+
+
 def test_no_board_files_is_an_error_not_an_empty_list(tmp_path, monkeypatch, capsys):
     """An installation without its boards/ says so (it used to list nothing, exit 0)."""
     from tinyfake.cli import main

@@ -60,3 +60,16 @@ def test_registry_and_errors():
         build_model("phinet", 64, gamma=1)
     with pytest.raises(UserError, match="too small"):
         build_model("phinet", 16)
+
+
+def test_models_command_json(capsys):
+    """`tinyfake models --json`: every architecture, with the counts the library gives."""
+    import json
+
+    from tinyfake.cli import main
+    assert main(["models", "--size", "32", "--board", "stm32h743", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["size"] == 32 and [r["arch"] for r in doc["models"]] == list(MODELS)
+    row = next(r for r in doc["models"] if r["arch"] == "phinet")
+    assert (row["macs"], row["params"]) == count_macs_params(build_model("phinet", 32), (3, 32, 32))
+    assert row["fits"] == {"stm32h743": True} and row["arena_bytes"] >= 32 * 32 * 3

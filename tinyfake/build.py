@@ -1,7 +1,8 @@
 """`tinyfake build`: the main job, every stage in order.
 
 train (or take --model) -> export int8 -> compile to C -> firmware for the
-board and its simulator -> verify in simulation -> budget report. Each stage
+board and its simulator -> verify in simulation -> budget report (-> with
+--flash, the board ELF onto the connected board). Each stage
 writes its files into the run directory, so a failed stage can be re-run
 alone with its own command.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tinyfake.harness.flash import FLASHERS
 from tinyfake.models import CHANNELS, MODELS
 from tinyfake.runs import RUNS_ROOT, RunDir
 
@@ -35,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--force", action="store_true",
                    help="retrain the run if it exists (deletes what it holds)")
     p.add_argument("--limit", type=int, default=None, help="verify at most this many test images")
+    f = p.add_argument_group("deploy")
+    f.add_argument("--flash", action="store_true",
+                   help="after the simulated verification passes, flash the firmware to the connected board")
+    f.add_argument("--with", dest="flasher", choices=FLASHERS, help="flasher (default: the board's, pyocd)")
+    f.add_argument("--probe", help="probe unique id / serial when several are connected")
 
 
 def _stage(title: str):
@@ -50,6 +57,11 @@ def run(args) -> int:
     board = load_board(args.board)  # fail on a bad board before an expensive training run
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
+    if args.flash:
+        from tinyfake.harness.flash import check_flasher
+        args.flasher = check_flasher(board, args.flasher)
+    elif args.flasher or args.probe:
+        raise UserError("--with and --probe choose how to flash; add --flash")
     if args.model:
         given = [f"--{o}" for o in TRAINING_OPTIONS if getattr(args, o) not in (None, False)]
         if given:
@@ -121,4 +133,13 @@ def _build(args, board, run_dir: RunDir) -> int:
         print(f"tinyfake: error: {v['n'] - v['identical']} of {v['n']} device outputs differ "
               "from the host's int8 outputs")
         return 1
+    if args.flash:
+        from tinyfake.harness.flash import flash
+        from tinyfake.harness.verify import firmware_paths
+
+        elf, _ = firmware_paths(run_dir, board)
+        _stage(f"flash: {elf} -> {board.name} with {args.flasher}")
+        print(f"  {flash(board, elf, elf.with_suffix('.bin'), args.flasher, args.probe)}")
+        print(f"  check it on the board: tinyfake verify --run {run_dir.root} --board {board.name} "
+              "--port /dev/ttyACM0")
     return 0

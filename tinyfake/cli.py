@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from tinyfake.errors import UserError
@@ -26,6 +27,7 @@ COMMANDS = {
     "simulate": "tinyfake.harness.simulate_command",
     "flash": "tinyfake.harness.flash_command",
     "verify": "tinyfake.harness.verify_command",
+    "monitor": "tinyfake.harness.monitor_command",
     "build": "tinyfake.build",
     "detect": "tinyfake.detect.command",
     "runs": "tinyfake.runs_command",
@@ -65,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tinyfake: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tinyfake boards | head`: the reader left, which is no error
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

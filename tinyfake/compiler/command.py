@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fail if the weights need more flash than this")
     p.add_argument("--no-binary-kernels", action="store_true",
                    help="run a binary net's sign + +-1 conv pairs as int8 convs (to compare)")
+    p.add_argument("--json", action="store_true", help="print the result (sizes, every operator's kernel) as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,12 +57,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         cm = compile_model(path, out, name=name or (run.root.resolve().name if run else None), **options)
     kernels = sum(1 for o in cm.ops if o.kernel.startswith("tfk"))
+    sizes = arm_object_sizes(out) if shutil.which("arm-none-eabi-gcc") else None
+    if args.json:
+        import dataclasses
+        import json
+
+        print(json.dumps({"model": str(path), "out": str(out), "name": cm.name, "hash": cm.hash,
+                          "macs": cm.macs, "arena_bytes": cm.arena_bytes, "weight_bytes": cm.weight_bytes,
+                          "input_bytes": cm.input_bytes, "output_bytes": cm.output_bytes,
+                          "kernel_calls": kernels, "plan": cm.plan_strategy,
+                          "cortex_m7_objects": sizes and {"code": sizes["text"], "constants": sizes["rodata"]},
+                          "ops": [dataclasses.asdict(o) for o in cm.ops]}, indent=1))
+        return 0
     print(f"compiled {path} -> {out}/model.c, model.h, sources.txt")
     print(f"  {len(cm.ops)} operators ({kernels} kernel calls), {cm.macs:,} MACs")
     print(f"  arena {cm.arena_bytes:,} B (input {cm.input_bytes:,} B and output "
           f"{cm.output_bytes} B are the caller's buffers), weights {cm.weight_bytes:,} B")
-    if shutil.which("arm-none-eabi-gcc"):
-        sizes = arm_object_sizes(out)
+    if sizes:
         print(f"  Cortex-M7 objects (model.c + runtime, -O2): code {sizes['text']:,} B, "
               f"constants {sizes['rodata']:,} B")
     return 0

@@ -9,6 +9,7 @@ HELP = "list the boards (tinyfake's and ./boards/*.toml) with their memory budge
 
 def add_arguments(p) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="also show every region's address")
+    p.add_argument("--json", action="store_true", help="print every board file's settings as JSON")
 
 
 def _size(n: int) -> str:
@@ -16,6 +17,13 @@ def _size(n: int) -> str:
 
 
 def run(args) -> int:
+    if args.json:
+        import dataclasses
+        import json
+
+        boards = [dataclasses.asdict(load_board(name)) for name in list_boards()]
+        print(json.dumps(boards, indent=1, default=str))  # Path -> str
+        return 0
     for name in list_boards():
         b = load_board(name)
         roms = [r for r in b.regions.values() if r.kind == "rom"]

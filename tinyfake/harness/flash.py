@@ -44,13 +44,22 @@ def flash_command(board: Board, image: Path, tool: str, probe: str | None = None
     raise UserError(f"unknown flasher {tool!r}; use one of {', '.join(FLASHERS)}")
 
 
-def flash(board: Board, elf: Path, binary: Path, tool: str | None = None, probe: str | None = None,
-          timeout: float = 300) -> str:
-    """Write the firmware to the board; returns the tool's last output line."""
+def check_flasher(board: Board, tool: str | None = None) -> str:
+    """The flasher to use (`tool`, else the board's default), checked to have
+    settings in the board file and to be installed: cheap, so `build --flash`
+    asks before its expensive stages."""
     tool = tool or board.flash.get("default", "pyocd")
     if tool not in board.flash or tool == "default":
         raise UserError(f"board {board.name} has no [flash.{tool}] settings; "
-                        f"it supports: {', '.join(k for k in board.flash if k != 'default')}")
+                        f"it supports: {', '.join(k for k in board.flash if k != 'default') or 'no flasher'}")
+    _tool(tool)
+    return tool
+
+
+def flash(board: Board, elf: Path, binary: Path, tool: str | None = None, probe: str | None = None,
+          timeout: float = 300) -> str:
+    """Write the firmware to the board; returns the tool's last output line."""
+    tool = check_flasher(board, tool)
     image = binary if tool == "st-flash" else elf
     if not image.exists():
         raise UserError(f"{image} not found; build the firmware first (`tinyfake firmware`)")

@@ -71,6 +71,26 @@ def unframe(line: bytes) -> str | None:
     return text.decode("ascii")
 
 
+def open_port(port: str, baud: int) -> serial.Serial:
+    """A board's serial port (`/dev/ttyACM0`) or a pyserial URL
+    (`socket://127.0.0.1:PORT`), with nothing left unread in it."""
+    try:
+        ser = serial.serial_for_url(port, baudrate=baud, timeout=0.05)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise UserError(f"cannot open serial port {port}: {exc}; is the board connected "
+                        "(try --port /dev/ttyACM0) or the simulator running?") from None
+    sock = getattr(ser, "_socket", None)
+    if sock is not None:
+        # A simulator's socket: send each command at once (no Nagle delay
+        # waiting for the previous segment's ACK).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        ser.reset_input_buffer()  # whatever an earlier session left unread
+    except (serial.SerialException, OSError):
+        pass
+    return ser
+
+
 def parse_fields(text: str) -> dict[str, str]:
     return dict(tok.split("=", 1) for tok in text.split() if "=" in tok)
 
@@ -188,20 +208,7 @@ class Device:
         self.sid = f"{secrets.randbits(32) | 1:08x}"
         self._seq = secrets.randbelow(1 << 30)
         self._buf = bytearray()
-        try:
-            self.port = serial.serial_for_url(port, baudrate=baud, timeout=0.05)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise UserError(f"cannot open serial port {port}: {exc}; is the board connected "
-                            "(try --port /dev/ttyACM0) or the simulator running?") from None
-        sock = getattr(self.port, "_socket", None)
-        if sock is not None:
-            # A simulator's socket: send each command at once (no Nagle
-            # delay waiting for the previous segment's ACK).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            self.port.reset_input_buffer()  # whatever an earlier session left unread
-        except (serial.SerialException, OSError):
-            pass
+        self.port = open_port(port, baud)
 
     # ---- context manager ----------------------------------------------
     def __enter__(self) -> "Device":

@@ -10,6 +10,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=64, help="input size in pixels (default 64)")
     p.add_argument("--board", action="append", metavar="NAME",
                    help="only this board (repeatable; default: every board in boards/)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
 def activation_bytes(model, size: int) -> int:
@@ -63,6 +64,11 @@ def run(args) -> int:
         raise UserError(f"--size {args.size} is too small; use >= {MIN_INPUT_SIZE}")
     boards = [load_board(n) for n in (args.board or list_boards())]
     table = rows(args.size, boards)
+    if args.json:
+        import json
+
+        print(json.dumps({"size": args.size, "models": table}, indent=1))
+        return 0
     names = [b.name for b in boards]
     head = f"{'arch':14s} {'params':>9s} {'MACs':>11s} {'weights B':>10s} {'arena~ B':>9s}  " \
            + "  ".join(names)
