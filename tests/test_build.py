@@ -24,7 +24,10 @@ def test_build_runs_every_stage_and_reports(tmp_path):
     assert v["n"] == 6 and v["identical"] == 6
     assert "instructions per inference in simulation" in out.stdout
     assert "DTCM" in out.stdout and "MACs" in out.stdout
-    assert report["profile"]["ops"] and "## Instructions per operator" in (run / "report_limit6.md").read_text()
+    md = (run / "report_limit6.md").read_text()
+    assert report["profile"]["ops"] and "## Instructions per operator type" in md and "## Layers" in md
+    for png in ("memory.png", "roc_device_limit6.png", "training.png", "profile.png"):
+        assert (run / png).stat().st_size > 0 and f"]({png})" in md, png
 
 
 def test_build_rejects_unknown_board(tmp_path):

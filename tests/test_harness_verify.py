@@ -37,6 +37,23 @@ def test_verify_in_simulation_writes_the_report(run, capsys):
     assert (run.fw / "stm32h743.elf").exists() and (run.fw / "stm32h743.bin").exists()
     md = run.report_md.read_text()
     assert "| DTCM |" in md and "instructions per inference" in md
+    # One flash figure per ELF, each named: the board ELF's, the running (simulator) ELF's.
+    assert report["flash"]["elf"].endswith("fw/stm32h743.elf")
+    assert report["firmware"]["reported_by_device"]["elf"].endswith("fw/stm32h743-sim.elf")
+    assert report["simulator_memory"]["elf"] == report["firmware"]["reported_by_device"]["elf"]
+    # The layer table: every operator with its weights and its output's arena slice.
+    layers = report["layers"]
+    assert len(layers) == report["model"]["ops"] and "## Layers" in md
+    assert sum(op["weight_bytes"] for op in layers) == report["model"]["weight_bytes"]
+    for op in layers:
+        if op["arena_slice"]:
+            offset, n = op["arena_slice"]
+            assert 0 <= offset and offset + n <= report["model"]["arena_bytes"]
+    # The pictures, written beside report.md and shown in it.
+    assert set(report["plots"]) >= {"memory map", "ROC, device and TFLite Micro"}
+    for path in report["plots"].values():
+        assert path.endswith(".png") and (run.root / path.split("/")[-1]).stat().st_size > 0
+        assert f"]({path.split('/')[-1]})" in md
 
 
 def test_profile_counts_every_operator(run, capsys):
@@ -51,7 +68,9 @@ def test_profile_counts_every_operator(run, capsys):
     assert 0.98 * total <= counted <= total  # all but the few instructions around the operators
     assert sum(t["instructions"] for t in prof["by_type"].values()) == counted
     assert (run.root / "profile.png").stat().st_size > 0
-    assert "## Instructions per operator" in (run.root / "report_limit2.md").read_text()
+    md = (run.root / "report_limit2.md").read_text()
+    assert "## Instructions per operator type" in md
+    assert "| # | operator | kernel | output | MACs | weights (B) | output in arena (B) | instructions |" in md
 
 
 def test_profile_needs_the_simulator(run, capsys):
@@ -67,6 +86,8 @@ def test_a_sample_has_its_own_report_and_leaves_the_whole_one(run, capsys):
     assert f"wrote {run.root / 'report_limit5.json'} and {run.root / 'report_limit5.md'}" in capsys.readouterr().out
     assert json.loads((run.root / "report_limit5.json").read_text())["verification"]["n"] == 5
     assert run.report_json.read_bytes() == whole
+    assert (run.root / "roc_device_limit5.png").exists() and (run.root / "roc_device.png").exists()
+    assert "roc_device_limit5.png" in (run.root / "report_limit5.md").read_text()
 
 
 def test_verify_refuses_a_board_with_another_model(run, tmp_path):

@@ -17,6 +17,10 @@ class OpInfo:
     name: str          # TFLite operator name
     kernel: str        # runtime call, or why it needs none
     macs: int
+    output_shape: tuple[int, ...] = ()
+    weight_bytes: int = 0              # its constants in flash (weights, biases, requantisation, tables)
+    output_buffer: str = "arena"       # arena, the caller's input / output, or none (fused away)
+    arena_slice: tuple[int, int] | None = None  # (offset, bytes) of its output in the arena
 
 
 @dataclass
@@ -81,10 +85,28 @@ def compile_model(tflite_path: str | Path, out_dir: str | Path, name: str | None
     for op in model.operators:
         s = by_op.get(op.index)
         kernel = s.call.split("(")[0].strip("{ ").split()[-1] if s else lowered.folded[op.index]
-        ops.append(OpInfo(op.index, op.opcode, kernel, s.macs if s else 0))
+        out = op.outputs[0]
+        while out not in plan.tensor_buffer and out in lowered.aliases:  # a folded op's output
+            out = lowered.aliases[out]
+        buf = plan.tensor_buffer.get(out)
+        ops.append(OpInfo(op.index, op.opcode, kernel, s.macs if s else 0,
+                          tuple(model.tensor(op.outputs[0]).shape),
+                          sum(c.nbytes for c in s.consts) if s else 0,
+                          buf.kind if buf else "none",
+                          (buf.offset, buf.size) if buf and buf.kind == "arena" else None))
     return CompiledModel(name, model.sha256[:16], out_dir, plan.arena_bytes, weight_bytes, macs,
                          tin.shape, tout.shape, tin.quant.s, tin.quant.zp, tout.quant.s,
                          tout.quant.zp, ops, sources, plan.strategy)
+
+
+def layers(tflite_path: str | Path) -> list[OpInfo]:
+    """Every operator of a .tflite as the compiler lowers it (kernel, output
+    shape, MACs, weight bytes, arena slice), in call order: what the reports'
+    per-layer tables show. Compiles into a temporary folder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tinyfake-layers-") as tmp:
+        return compile_model(tflite_path, Path(tmp) / "gen").ops
 
 
 def _compile_options(run, options: dict) -> dict:

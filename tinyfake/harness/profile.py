@@ -9,7 +9,6 @@ firmware's count, spread evenly over the operators, is taken off.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,12 @@ def profile_ops(gen: Path, tflite: Path, board: Board, out_dir: Path, x: np.ndar
     "marker_overhead": instructions one marker call took}. `x`: what the
     device loads for one inference; `plain_instructions`: the count of one
     inference on the firmware without markers."""
-    from tinyfake.compiler import compile_model
+    from tinyfake.compiler.api import layers
     from tinyfake.firmware.build import build_firmware
     from tinyfake.harness.protocol import Device
     from tinyfake.harness.qemu import QemuSim
 
-    with tempfile.TemporaryDirectory(prefix="tinyfake-profile-") as tmp:
-        ops = compile_model(tflite, Path(tmp) / "gen").ops  # names, kernels and MACs, in call order
+    ops = layers(tflite)  # names, kernels and MACs, in call order
     build = build_firmware(gen, board, out_dir, tflite=tflite, profile_ops=True, channels=channels)
     with QemuSim(build.sim_elf, build.board) as sim:
         with Device(sim.url, instructions=sim.instructions, expected_hash=build.model.hash) as dev:

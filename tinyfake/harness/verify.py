@@ -6,12 +6,14 @@ byte. The report adds accuracy, memory per region, MACs and latency.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import statistics
 from pathlib import Path
 
 import numpy as np
 
+from tinyfake.compiler.api import layers
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import Board, load_board
 from tinyfake.firmware.linker import sim_regions
@@ -128,6 +130,30 @@ def _test_images(run: RunDir, data: str | None, limit: int | None, size: int):
     return ds, what
 
 
+def _plots(run: RunDir, report: dict, data, limit, y: np.ndarray, scores: dict) -> dict[str, str]:
+    """The pictures report.md shows, written into the run: the memory map,
+    the ROC of the device's outputs beside TFLite Micro's (its own file for
+    a sample or other data), the training curves, and the profile."""
+    from tinyfake.report.plots import plot_memory, plot_roc, plot_training
+
+    plots = {"memory map": plot_memory(report, run.root / "memory.png", f"memory: {run.root.name} "
+                                       f"on {report['board']} (board ELF)")}
+    npz = run.result_path("verify_scores", data, limit, ".npz")
+    np.savez(npz, y=y, **scores)
+    if len(np.unique(y)) == 2:
+        plots["ROC, device and TFLite Micro"] = plot_roc(npz, run.result_path("roc_device", data, limit, ".png"),
+                                                         f"ROC on the device: {report['data']}")
+    if (run.root / "eval_scores.npz").exists() and (run.root / "roc.png").exists():
+        plots["ROC, float and int8 (tinyfake eval)"] = run.root / "roc.png"
+    if (run.root / "metrics.json").exists():
+        p = plot_training(run.root / "metrics.json", run.root / "training.png", f"training: {run.root.name}")
+        if p:
+            plots["training"] = p
+    if report.get("profile"):
+        plots["instructions per operator"] = report["profile"]["plot"]
+    return {k: str(v) for k, v in plots.items()}
+
+
 def verify_run(run: RunDir | str | Path, board: Board | str, *, port: str | None = None,
                simulate: bool = False, data: str | None = None, limit: int | None = None,
                renode: str | None = None, profile: bool = False, log=print, **device_kw) -> dict:
@@ -190,8 +216,12 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
         link = dev.stats.as_dict()
 
     _, out_q = io_quant(run.tflite)
-    scores = 1.0 / (1.0 + np.exp(-dequantize(result["outputs"], out_q).astype(np.float64)))
-    scores = scores.reshape(len(ds), -1)[:, -1]
+
+    def fake_scores(outputs: np.ndarray) -> np.ndarray:  # int8 logits -> P(fake)
+        p = 1.0 / (1.0 + np.exp(-dequantize(outputs, out_q).astype(np.float64)))
+        return p.reshape(len(ds), -1)[:, -1]
+
+    scores = fake_scores(result["outputs"])
     metrics = {**binary_metrics(ds.y, scores), "auc_ci95": auc_interval(ds.y, scores, ds.group)}
 
     first_insns = [r.instructions for r in again if r.instructions is not None]
@@ -214,13 +244,16 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
         latency.update(cycles=cyc, ms=cyc["median"] / board.clock_hz * 1e3, bench=bench)
 
     mem = memory_report(elf, board, stack_used=stack["stack_used"])
+    mem["flash"]["elf"] = str(elf)  # the figures are the board ELF's: what `tinyfake flash` writes
     identical = len(ds) - len(result["mismatches"])
     report = {
         "run": str(run.root), "board": board.name, "platform": platform,
         "protocol": PROTOCOL_VERSION, "data": what,
         "firmware": {"version": info.firmware, "elf": str(elf), "bin": str(elf.with_suffix(".bin")),
-                     "sim_elf": str(sim_elf), "device_flash_bytes": info.flash_bytes,
-                     "device_ram_bytes": info.ram_bytes},
+                     "sim_elf": str(sim_elf),
+                     # what the running firmware says of itself (HELLO): the ELF it is
+                     "reported_by_device": {"elf": str(sim_elf if simulate else elf),
+                                            "flash_bytes": info.flash_bytes, "ram_bytes": info.ram_bytes}},
         "model": {"name": model.name, "hash": model.hash, "input_shape": list(model.input_shape),
                   "macs": model.macs, "ops": model.num_ops, "arena_bytes": model.arena_bytes,
                   "weight_bytes": model.weight_bytes, "channels": channels},
@@ -233,8 +266,9 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
         "link": link,
     }
     if simulate:
-        report["simulator_memory"] = memory_report(sim_elf, board, sim_regions(board),
-                                                   stack["stack_used"])["ram"]["regions"]
+        sim_mem = memory_report(sim_elf, board, sim_regions(board), stack["stack_used"])
+        report["simulator_memory"] = {"elf": str(sim_elf), "flash_bytes": sim_mem["flash"]["total"],
+                                      "ram_regions": sim_mem["ram"]["regions"]}
     if profile:
         from tinyfake.harness.profile import profile_ops
         from tinyfake.report.plots import plot_profile
@@ -244,6 +278,8 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
                                         int(latency["instructions"]["median"]), channels)
         report["profile"]["plot"] = str(plot_profile(report["profile"], run.root / "profile.png",
                                                      f"instructions per operator: {model.name}"))
+    report["layers"] = [dataclasses.asdict(op) for op in layers(run.tflite)]
+    report["plots"] = _plots(run, report, data, limit, ds.y, {"int8_tflm": fake_scores(host), "device": scores})
     written = [run.result_path("report", data, limit, suffix) for suffix in (".json", ".md")]
     write_report(report, *written)
     report["text"] = budget_text(report)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 WAY_LABELS = {"float": "float PyTorch", "int8_ref": "int8 TFLite (reference)",
-              "int8_tflm": "int8 TFLite Micro"}
+              "int8_tflm": "int8 TFLite Micro", "device": "int8 on the device"}
 
 
 def _plt():
@@ -22,7 +22,8 @@ def _plt():
 
 
 def plot_roc(scores_npz: Path, out: Path, title: str = "") -> Path:
-    """ROC curves of each way in an eval *_scores.npz (y + one score array per way)."""
+    """ROC curves of each way in a *_scores.npz (y + one score array per way:
+    eval's float / int8 / TFLite Micro, or verify's TFLite Micro / device)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     plt = _plt()
@@ -33,7 +34,7 @@ def plot_roc(scores_npz: Path, out: Path, title: str = "") -> Path:
         if way in data.files and len(np.unique(y)) == 2:
             fpr, tpr, _ = roc_curve(y, data[way])
             ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(y, data[way]):.3f})",
-                    linestyle="--" if way == "int8_tflm" else "-")
+                    linestyle={"int8_tflm": "--", "device": ":"}.get(way, "-"))
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.5)
     ax.set(xlabel="false positive rate (real called fake)", ylabel="true positive rate (fake caught)",
            title=title or "ROC", xlim=(0, 1), ylim=(0, 1.01))
@@ -156,5 +157,38 @@ def plot_profile(profile: dict, out: Path, title: str = "") -> Path:
     ax.set_title(title or "instructions per operator")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+PART_COLOURS = {"code": "C0", "rodata": "C1", "data_init": "C4", "data": "C4", "bss": "C5",
+                "arena": "C2", "stack": "C3"}
+
+
+def plot_memory(report: dict, out: Path, title: str = "") -> Path:
+    """The memory map: one bar per used region of the board ELF, its parts
+    (code, weights, data, arena, stack) stacked, the free rest in grey."""
+    plt = _plt()
+    regions = [(name, r) for section in ("flash", "ram") for name, r in report[section]["regions"].items()]
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.5 * len(regions)))
+    labelled = set()
+    for y, (name, r) in enumerate(regions):
+        left = 0.0
+        for part, n in r["parts"].items():
+            share = n / r["size"]
+            ax.barh(y, share, left=left, color=PART_COLOURS.get(part, "C7"),
+                    label=None if part in labelled else part)
+            labelled.add(part)
+            left += share
+        ax.barh(y, 1 - left, left=left, color="0.9")
+        ax.text(1.01, y, f"{r['used']:,} / {r['size']:,} B", va="center", fontsize=7)
+    ax.set_yticks(range(len(regions)), [f"{name} ({r['kind']})" for name, r in regions])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the region")
+    fig.suptitle(title or "memory map", fontsize=10)
+    ax.legend(fontsize=7, ncol=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out

@@ -49,7 +49,7 @@ def budget_text(report: dict) -> str:
     lines = [f"tinyfake on {report['board']} ({report['platform']}): model {m['name']} "
              f"[{m['hash']}], input {'x'.join(map(str, m['input_shape']))}, {m['ops']} ops"]
     fl = report["flash"]
-    lines.append(f"  flash  {_kib(fl['total'])}")
+    lines.append(f"  flash  {_kib(fl['total'])}" + (f", board ELF {Path(fl['elf']).name}" if fl.get("elf") else ""))
     for name, r in fl["regions"].items():
         parts = ", ".join(f"{k} {v:,}" for k, v in r["parts"].items())
         lines.append(f"    {name:9s} {r['used']:>9,} / {r['size']:,} B ({100 * r['used'] / r['size']:.1f}%): {parts}")
@@ -79,23 +79,50 @@ def budget_text(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _per_mac(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def layers_markdown(report: dict) -> list[str]:
+    """One row per operator: what the compiler made of it (kernel, output
+    shape, MACs, weight bytes, where its output lives in the arena) and,
+    when profiled, the instructions it took."""
+    prof = {r["index"]: r for r in (report.get("profile") or {}).get("ops", [])}
+    head = "| # | operator | kernel | output | MACs | weights (B) | output in arena (B) |"
+    rule = "|---:|---|---|---|---:|---:|---|"
+    if prof:
+        head += " instructions | per MAC | share |"
+        rule += "---:|---:|---:|"
+    lines = ["## Layers", "",
+             "As compiled (tinyfake.compiler): weights = the operator's constants in flash; output in "
+             "arena = the byte range the static memory plan gives its output"
+             + (" (instructions: one inference in QEMU, per operator)." if prof else "."), "", head, rule]
+    for op in report["layers"]:
+        at = {"input": "caller's input", "output": "caller's output", "none": "-"}.get(op["output_buffer"])
+        if at is None:
+            off, n = op["arena_slice"]
+            at = f"{off:,} .. {off + n:,}"
+        shape = "x".join(map(str, op["output_shape"][1:] or op["output_shape"]))
+        kernel = f"`{op['kernel']}`" if op["kernel"].startswith("tfk") else op["kernel"]  # or why none
+        row = (f"| {op['index']} | {op['name']} | {kernel} | {shape} | {op['macs']:,} | "
+               f"{op['weight_bytes']:,} | {at} |")
+        if prof:
+            r = prof[op["index"]]
+            row += f" {r['instructions']:,} | {_per_mac(r['per_mac'])} | {100 * r['share']:.1f}% |"
+        lines.append(row)
+    return lines
+
+
 def profile_markdown(profile: dict) -> list[str]:
-    """Instructions per operator type and per operator (tinyfake.harness.profile)."""
-    def per_mac(v):
-        return "-" if v is None else f"{v:.2f}"
-    lines = ["## Instructions per operator", "",
+    """Instructions per operator type (tinyfake.harness.profile)."""
+    lines = ["## Instructions per operator type", "",
              f"One inference in QEMU, {profile['instructions']:,} instructions "
              f"(a marker call per operator, {profile['marker_overhead']:.0f} instructions each, taken off); "
-             f"chart: `{Path(profile['plot']).name}`.", "",
+             f"per operator: the layer table above; chart: `{Path(profile['plot']).name}`.", "",
              "| operator type | count | MACs | instructions | per MAC | share |", "|---|---:|---:|---:|---:|---:|"]
     for name, t in profile["by_type"].items():
         lines.append(f"| {name} | {t['count']} | {t['macs']:,} | {t['instructions']:,} | "
-                     f"{per_mac(t['per_mac'])} | {100 * t['share']:.1f}% |")
-    lines += ["", "| # | operator | kernel | MACs | instructions | per MAC | share |",
-              "|---:|---|---|---:|---:|---:|---:|"]
-    for r in profile["ops"]:
-        lines.append(f"| {r['index']} | {r['op']} | `{r['kernel']}` | {r['macs']:,} | {r['instructions']:,} | "
-                     f"{per_mac(r['per_mac'])} | {100 * r['share']:.1f}% |")
+                     f"{_per_mac(t['per_mac'])} | {100 * t['share']:.1f}% |")
     return lines
 
 
@@ -120,6 +147,11 @@ def report_markdown(report: dict) -> str:
               f"- link: {json.dumps(report.get('link', {}))}"]
     if v.get("mismatches"):
         lines.append(f"- first mismatches: {json.dumps(v['mismatches'][:5])}")
+    if report.get("plots"):
+        lines += ["", "## Plots", ""]
+        lines += [f"![{name}]({Path(path).name})" for name, path in report["plots"].items()]
+    if report.get("layers"):
+        lines += ["", *layers_markdown(report)]
     if report.get("profile"):
         lines += ["", *profile_markdown(report["profile"])]
     acc = report.get("accuracy")
