@@ -45,6 +45,13 @@ def _board_variant(tmp_path, monkeypatch, name, edit):
     (lambda t: t.replace('cpu = "cortex-m7"', 'cpu = "cortex-m7'), "not a readable TOML board description"),
     (lambda t: t.replace('cpu = "cortex-m7"\n', ""), "lacks the key 'cpu'"),
     (lambda t: t.replace('name = "stm32h743"', 'name = "other"'), "differs from the file name 'myboard'"),
+    # The schema (tinyfake.firmware.board_schema): misspelt keys and wrong types, named.
+    (lambda t: t.replace("simulator =", "simulater ="), "unknown key 'simulater' \\(known here: .*simulator"),
+    (lambda t: t.replace("baud = 115200", 'baud = "fast"'), "console.baud: 'fast' is not of type 'integer'"),
+    (lambda t: t.replace('size = "128K"\nkind = "ram"', 'sise = "128K"\nkind = "ram"', 1),
+     "unknown key 'regions.DTCM.sise'"),
+    (lambda t: t.replace('default = "pyocd"', 'default = "jlink"'), "flash.default: 'jlink' is not one of"),
+    (lambda t: t.replace('stack_size = "16K"', 'stack_size = "lots"'), "profile.stack_size: 'lots'"),
 ])
 def test_a_broken_board_file_is_one_line_naming_it(tmp_path, monkeypatch, edit, message):
     _board_variant(tmp_path, monkeypatch, "stm32h743", edit)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyfake.errors import UserError
+from tinyfake.firmware.board_schema import check_board
 from tinyfake.paths import BOARDS_DIR
 
 # Parts of the image a profile places; `arena` may list fallbacks.
@@ -113,6 +114,7 @@ def load_board(name: str) -> Board:
             d = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{path}: not a readable TOML board description ({exc})") from None
+    check_board(d, path)
     if d.get("name") != name:
         raise UserError(f"{path}: name = {d.get('name')!r} differs from the file name {name!r}; "
                         "make them the same (boards are found by file name)")
@@ -130,8 +132,6 @@ def load_board(name: str) -> Board:
                       simulator=d.get("simulator"), banks=_regions(d.get("banks", {}), str(path)),
                       qemu=d.get("qemu", {}), renode=d.get("renode", {}), qspi=d.get("qspi", {}),
                       part=d.get("part", ""), path=path)
-    except KeyError as exc:
-        raise UserError(f"{path}: the board description lacks the key {exc}") from None
     except (ValueError, TypeError) as exc:
         raise UserError(f"{path}: bad board description: {exc}") from None
     used = [profile.text, profile.rodata, profile.data, profile.bss, profile.stack, *profile.arena]
