@@ -22,6 +22,7 @@ def test_build_runs_every_stage_and_reports(tmp_path):
     report = json.loads((run / "report_limit6.json").read_text())
     v = report["verification"]
     assert v["n"] == 6 and v["identical"] == 6
+    assert report["link"]["wire"]["wire_per_input_byte"] <= 1.1  # binary LOAD frames, 64x64x3 faces
     assert "instructions per inference in simulation" in out.stdout
     assert "DTCM" in out.stdout and "MACs" in out.stdout
     md = (run / "report_limit6.md").read_text()

@@ -3,7 +3,11 @@ build): each defence of the device side, by the fault it stops."""
 import zlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from fixtures.device_parser import SID, DeviceParser, crc_line
+
+from tinyfake.harness.protocol import load_frame
 
 OTHER = "0000000b"
 INPUT = bytes(range(48))  # the stand-in model's input is 4x4x3
@@ -34,7 +38,6 @@ def test_run_reply_names_its_command_session_input_and_model(board):
 
 
 @pytest.mark.parametrize("line", [
-    f"4 {SID} LOAD 0 00\x00ff",      # a NUL: nothing after it may be dropped silently
     f"4 {SID} LOAD 0 00ff ",         # a trailing space
     f"4 {SID} LOAD  0 00ff",         # two spaces
     f" 4 {SID} LOAD 0 00ff",         # a leading space
@@ -100,6 +103,75 @@ def test_one_session_at_a_time(board):
 def test_a_reset_ends_the_session(board):
     board.boot()
     assert board.send(f"2 {SID} STAT") == [f"2 {SID} ERR nosession"]
+
+
+def test_a_nul_drops_the_partial_line_and_runs_nothing(board):
+    """0x00 is the resync byte (it ends a binary frame): a NUL inside a line
+    drops what came before it; the rest is NACKed; the input is intact."""
+    _load(board)
+    assert board.feed(crc_line(f"4 {SID} LOAD 0 00\x00ff".encode())) == ["- - ERR badcrc"]
+    assert board.send(f"5 {SID} RUN {CRC}")[-1].startswith(f"5 {SID} OK")
+
+
+def _frame(seq, offset, payload, sid=SID):
+    return b"\x00" + load_frame(seq, sid, offset, payload)
+
+
+def test_a_binary_load_frame_loads_like_a_text_load(board):
+    assert "loadb=1024" in board.send(f"3 {SID} HELLO")[0]
+    assert board.feed(_frame(4, 0, INPUT[:20]) + _frame(5, 20, INPUT[20:])) == [f"4 {SID} OK", f"5 {SID} OK"]
+    assert board.send(f"6 {SID} RUN {CRC}")[-1].startswith(f"6 {SID} OK")
+    # Zeros in the data (COBS codes them out of the frame) and 0xFF bytes.
+    data = bytes(47) + b"\xff"
+    assert board.feed(_frame(7, 0, data)) == [f"7 {SID} OK"]
+    assert board.send(f"8 {SID} RUN {zlib.crc32(data):08x}")[-1].startswith(f"8 {SID} OK")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seq=st.sampled_from([1, 255, 256, 512, 65536, 1 << 24, 4_000_000_000]) | st.integers(1, 4_000_000_000),
+       data=st.binary(min_size=48, max_size=48)
+       | st.lists(st.sampled_from([0, 1, 255]), min_size=48, max_size=48).map(bytes))
+def test_any_frame_decodes_to_its_bytes(board, seq, data):
+    """The device's COBS decoder against the host's encoder, checked by the
+    input's CRC: seqs whose low byte is 0 (the frame then starts with a
+    zero), zeros and 0xFF anywhere."""
+    assert board.feed(_frame(seq, 0, data)) == [f"{seq} {SID} OK"]
+    assert board.send(f"2 {SID} RUN {zlib.crc32(data):08x}")[-1].startswith(f"2 {SID} OK")
+
+
+def test_frames_longer_than_a_cobs_block_decode(board):
+    """A block holds at most 254 bytes: a 0xFF code, then no implied zero."""
+    board.send(f"3 {SID} HELLO")
+    # The stand-in input is 48 bytes: a 600-byte frame, decoded whole, is refused for its size only.
+    assert board.feed(_frame(4, 0, b"\x01" * 600)) == [f"4 {SID} ERR LOAD outside the input tensor"]
+    assert board.feed(_frame(5, 0, INPUT)) == [f"5 {SID} OK"]
+
+
+DAMAGE = {
+    "a flipped bit": lambda f: f[:-10] + bytes([f[-10] ^ 1]) + f[-9:],
+    "a lost byte": lambda f: f[:-10] + f[-9:],
+    "cut short": lambda f: f[:-20] + b"\x00",
+    "a doubled start byte": lambda f: f[:2] + f[1:],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_frame_is_nacked_with_its_seq_and_loads_nothing(board, damage):
+    _load(board)
+    reply = board.feed(DAMAGE[damage](_frame(9, 0, bytes(range(100, 148)))))
+    # Named by its seq where the header survived (a garbled one is a reply the host skips).
+    assert reply == ["9 - ERR badcrc"] or (damage == "a doubled start byte" and reply[0].endswith(" - ERR badcrc"))
+    assert board.send(f"10 {SID} RUN {CRC}")[-1].startswith(f"10 {SID} OK")  # the input is intact
+
+
+def test_frames_are_held_to_the_session_and_the_input(board):
+    assert board.feed(_frame(11, 0, INPUT, sid=OTHER)) == [f"11 {OTHER} ERR notyours"]
+    assert board.feed(_frame(12, 40, INPUT[:9])) == [f"12 {SID} ERR LOAD outside the input tensor"]
+    assert board.feed(_frame(13, 1 << 31, INPUT[:1])) == [f"13 {SID} ERR LOAD outside the input tensor"]
+    reply = board.feed(b"\x00\x02" + b"\x07" * 3000 + b"\x00")  # past the line buffer
+    assert len(reply) == 1 and reply[0].endswith(" - ERR toolong")
+    board.boot()
+    assert board.feed(_frame(14, 0, INPUT)) == [f"14 {SID} ERR nosession"]
 
 
 def test_nacks_name_the_command_they_answer(board):

@@ -15,7 +15,7 @@ from fixtures.firmware_helpers import build_fixture
 from fixtures.tiny_model import reference
 
 from tinyfake.errors import UserError
-from tinyfake.harness.protocol import BoardReset, Device, DeviceError, frame, unframe
+from tinyfake.harness.protocol import FRAME_START, BoardReset, Device, DeviceError, frame, unframe
 from tinyfake.harness.qemu import QemuSim
 from tinyfake.report.elf import Elf
 
@@ -45,7 +45,7 @@ def _record(case, proxy, stats, results, wrong):
                                 "resets": stats.resets, "results": results, "wrong": wrong}) + "\n")
 
 
-def _run_through(build, proxy_kw, n=N_IMAGES, before=None, extra=None):
+def _run_through(build, proxy_kw, n=N_IMAGES, before=None, extra=None, **device_kw):
     """Infer n images through a damaging proxy (then `extra(dev)`: more
     commands, returning (results, wrong)); return (device stats, proxy)."""
     proxy_kw = dict(proxy_kw, seed=proxy_kw.get("seed", 0) + SEED)
@@ -54,7 +54,7 @@ def _run_through(build, proxy_kw, n=N_IMAGES, before=None, extra=None):
         proxy = FaultProxy(sim.port, **proxy_kw)
         try:
             with Device(proxy.url, timeout=0.5, retries=10, instructions=sim.instructions,
-                        expected_hash=build.model.hash) as dev:
+                        expected_hash=build.model.hash, **device_kw) as dev:
                 dev.hello()
                 if before:
                     before(sim, proxy, dev)
@@ -102,16 +102,18 @@ def test_garbage_resync(build, kind):
     _run_through(build, {}, before=garbage)
 
 
-@pytest.mark.parametrize("pattern, to_device", [
-    (b"*", False),        # the CRC field of every reply
-    (b"out=", False),     # the first output digit
-    (b"*", True),         # the CRC field of every command
-    (b"LOAD 0 ", True),   # the first input byte
+@pytest.mark.parametrize("pattern, to_device, binary_load", [
+    (b"*", False, True),        # the CRC field of every reply
+    (b"out=", False, True),     # the first output digit
+    (b"*", True, False),        # the CRC field of every text command
+    (b"LOAD 0 ", True, False),  # the first input byte of a hex LOAD line
+    (b"\x00" + FRAME_START, True, True),  # a binary LOAD frame's first COBS block length (0x00
+                                          # appears only between frames; 0x02 alone also in data)
 ])
-def test_hits_aimed_at_the_fields_that_matter(build, pattern, to_device):
+def test_hits_aimed_at_the_fields_that_matter(build, pattern, to_device, binary_load):
     def aim(sim, proxy, dev):
         proxy.aim(pattern, to_device=to_device)
-    stats, proxy = _run_through(build, {}, n=3, before=aim)
+    stats, proxy = _run_through(build, {}, n=3, before=aim, binary_load=binary_load)
     assert proxy.injected["corrupt"] >= 3 and stats.resent + stats.nacks > 0
 
 

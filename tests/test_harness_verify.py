@@ -37,6 +37,12 @@ def test_verify_in_simulation_writes_the_report(run, capsys):
     assert (run.fw / "stm32h743.elf").exists() and (run.fw / "stm32h743.bin").exists()
     md = run.report_md.read_text()
     assert "| DTCM |" in md and "instructions per inference" in md
+    # Inputs went as binary frames: about one wire byte per input byte (hex lines took 2.1).
+    wire = report["link"]["wire"]
+    assert wire["load"] == "binary frames" and wire["input_bytes"] == 768, wire
+    assert 1.0 < wire["wire_per_input_byte"] < 1.2 and wire["baud"] == 115200, report["link"]
+    assert wire["seconds_per_image_at_baud"] == pytest.approx(wire["to_device_bytes_per_image"] * 10 / 115200, abs=2e-3)
+    assert "B per image to the device" in out
     # One flash figure per ELF, each named: the board ELF's, the running (simulator) ELF's.
     assert report["flash"]["elf"].endswith("fw/stm32h743.elf")
     assert report["firmware"]["reported_by_device"]["elf"].endswith("fw/stm32h743-sim.elf")

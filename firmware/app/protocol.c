@@ -52,6 +52,12 @@ static int flash_ok;               /* ... equal to the build's */
 static char line[TF_LINE_MAX + 1];
 static unsigned line_len;
 static int line_overflow, line_lost;
+/* A binary LOAD frame being received (TF_FRAME_START ... 0x00, COBS-coded):
+ * decoded into line[], line_len bytes so far. */
+static int in_frame;
+static unsigned cobs_left;         /* bytes left in the current COBS block */
+static int cobs_blocks;            /* blocks begun in this frame */
+static int cobs_no_zero;           /* the block began with 0xFF: no zero after it */
 
 /* The command being answered: its seq and sid fields, echoed in replies. */
 static const char *req_seq = "-", *req_sid = "-";
@@ -245,6 +251,7 @@ static void cmd_hello(uint32_t sid, char **arg, int nargs)
     key("stack"); put_u64(hal_stack_size());
     key("line_max"); put_u64(TF_LINE_MAX);
     key("load_bytes"); put_u64(TFK_LOAD_BYTES);
+    key("loadb"); put_u64(TF_LOADB_MAX);   /* binary LOAD frames of up to this many bytes */
     key("bench_max"); put_u64(TF_BENCH_MAX);
 #if TFK_INPUT_CHANNELS_FFT_LBP
     key("pre"); put("rgb+fft+lbp");       /* the board makes the input from an RGB face */
@@ -557,6 +564,70 @@ static void nack(const char *reason)
     reply_err(reason);
 }
 
+static uint32_t get_u32le(const char *p)
+{
+    const uint8_t *b = (const uint8_t *)p;
+    return b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* A complete binary frame, decoded into line[0..line_len): seq, sid, offset
+ * (u32 little-endian each), the bytes, CRC-32 of all that. Answered like a
+ * text LOAD; a frame that fails its checks is NACKed with its seq when the
+ * frame is long enough to carry one (the host resends it). */
+static void frame_done(void)
+{
+    static char seq_text[11], sid_text[9];
+    req_seq = req_sid = "-";
+    if (line_len >= 4) {              /* as seq_hint: the seq, if the frame carries one */
+        char *end = seq_text + sizeof seq_text - 1;
+        uint32_t v = get_u32le(line);
+        *end = 0;
+        do { *--end = (char)('0' + v % 10); v /= 10; } while (v);
+        memmove(seq_text, end, strlen(end) + 1);
+    }
+    const char *hint = line_len >= 4 ? seq_text : "-";
+    if (line_overflow || line_lost || cobs_left || line_len < 16 ||
+        crc32_update(0, line, line_len - 4) != get_u32le(line + line_len - 4)) {
+        req_seq = hint;
+        reply_err(line_overflow ? "toolong" : line_lost ? "overrun" : "badcrc");
+        return;
+    }
+    uint32_t sid = get_u32le(line + 4), off = get_u32le(line + 8);
+    unsigned n = line_len - 16;
+    for (int s = 28, i = 0; s >= 0; s -= 4) sid_text[i++] = hexdigits[(sid >> s) & 15];
+    sid_text[8] = 0;
+    req_seq = seq_text;
+    req_sid = sid_text;
+    if (!session) { reply_err("nosession"); return; }
+    if (sid != session) { reply_err("notyours"); return; }
+    if (off > TFK_LOAD_BYTES || n > TFK_LOAD_BYTES - off) {
+        reply_err("LOAD outside the input tensor");
+        return;
+    }
+    memcpy(loaded + off, line + 12, n);
+    reply_begin("OK");
+    reply_end();
+}
+
+/* One byte of a binary frame: COBS decoding (each block is a length byte,
+ * then that many - 1 bytes, then an implied zero unless the length was 0xFF
+ * or the frame ends). */
+static void frame_feed(uint8_t b)
+{
+    if (cobs_left == 0) {
+        if (cobs_blocks++ && !cobs_no_zero) {   /* the zero that ended the previous block */
+            if (line_len < TF_LINE_MAX) line[line_len++] = 0;
+            else line_overflow = 1;
+        }
+        cobs_no_zero = b == 0xFF;
+        cobs_left = b - 1u;
+        return;
+    }
+    if (line_len < TF_LINE_MAX) line[line_len++] = (char)b;
+    else line_overflow = 1;
+    cobs_left--;
+}
+
 /* A complete line: check "<text>*<crc>" and dispatch. */
 static void line_done(void)
 {
@@ -578,14 +649,37 @@ static void line_done(void)
     handle(line, star - 1);
 }
 
+static void line_reset(void)
+{
+    line_len = 0;
+    line_overflow = line_lost = 0;
+    in_frame = 0;
+    cobs_left = 0;
+    cobs_blocks = 0;
+    cobs_no_zero = 0;
+}
+
 void protocol_feed(char c)
 {
+    if (c == 0) {                   /* ends a binary frame; else drops a partial line (resync) */
+        if (in_frame)
+            frame_done();
+        line_reset();
+        return;
+    }
+    if (in_frame) {
+        frame_feed((uint8_t)c);
+        return;
+    }
+    if (c == TF_FRAME_START && line_len == 0 && !line_overflow) {
+        in_frame = 1;
+        return;
+    }
     if (c == '\r')
         return;
     if (c == '\n') {
         line_done();
-        line_len = 0;
-        line_overflow = line_lost = 0;
+        line_reset();
         return;
     }
     if (line_len < TF_LINE_MAX) line[line_len++] = c;
@@ -601,8 +695,7 @@ void protocol_boot(void)
 {
     session = 0;
     memset(loaded, 0, TFK_LOAD_BYTES);     /* as after a real reset (.bss) */
-    line_len = 0;
-    line_overflow = line_lost = 0;
+    line_reset();
     flash_crc = flash_crc_computed();
     flash_ok = flash_crc == flash_crc_expected();
     req_seq = req_sid = "-";

@@ -14,6 +14,13 @@
  * At boot the device sends one "BOOT tinyfake ..." line with the reset reason
  * and the result of its flash check.
  *
+ * Binary LOAD (the host's fast path for input bytes; HELLO says loadb=<max>):
+ *   0x02, COBS(seq u32, sid u32, offset u32, bytes, CRC-32 of all before), 0x00
+ * (integers little-endian). COBS leaves no 0x00 inside, so the 0x00 ends the
+ * frame; the device answers as for a text LOAD, NACKs a damaged frame with
+ * its seq. A 0x00 outside a frame drops any partial line: the host sends
+ * one before each command, ending whatever a damaged frame left behind.
+ *
  * Commands (docs/FIRMWARE.md describes them):
  *   HELLO [takeover]       open the session <sid>; refused ("ERR busy") while
  *                          another session is open, unless "takeover". The
@@ -39,6 +46,8 @@
 #define TF_PROTOCOL_VERSION 2
 #define TF_FIRMWARE_VERSION "0.2.0"
 #define TF_LINE_MAX 1200          /* LOAD lines carry up to 512 bytes (1024 hex) */
+#define TF_LOADB_MAX 1024         /* bytes of one binary LOAD frame (decoded into the line buffer) */
+#define TF_FRAME_START 0x02       /* STX: a binary frame follows, up to the next 0x00 */
 #define TF_BENCH_MAX 100          /* inferences one BENCH may ask for */
 #define TF_BENCH_MAX_SECONDS 5    /* ... and the time they may take (where cycles count) */
 

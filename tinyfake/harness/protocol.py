@@ -54,6 +54,32 @@ def frame(text: str) -> bytes:
     return data + b"*%08x\n" % zlib.crc32(data)
 
 
+FRAME_START = b"\x02"  # a binary LOAD frame follows, up to the next 0x00 (protocol.h)
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing: `data` with no 0x00 left in it, at
+    one byte per 254 of overhead (each block: its length + 1, then its bytes)."""
+    out, block = bytearray(), bytearray()
+    for b in data:
+        if b == 0:
+            out += bytes([len(block) + 1]) + block
+            block.clear()
+            continue
+        block.append(b)
+        if len(block) == 254:
+            out += b"\xff" + block
+            block.clear()
+    out += bytes([len(block) + 1]) + block
+    return bytes(out)
+
+
+def load_frame(seq: int, sid: str, offset: int, payload: bytes) -> bytes:
+    """A binary LOAD: 0x02, COBS(seq, sid, offset, bytes, CRC-32), 0x00."""
+    body = struct.pack("<III", seq, int(sid, 16), offset) + payload
+    return FRAME_START + cobs_encode(body + struct.pack("<I", zlib.crc32(body))) + b"\x00"
+
+
 def unframe(line: bytes) -> str | None:
     """The text of a CRC-valid line, else None: exactly `<text>*<8 lower-case
     hex digits>` (what both ends write), printable ASCII only."""
@@ -130,6 +156,7 @@ class DeviceInfo:
     raw: dict = field(default_factory=dict, compare=False)
     load_bytes: int = 0          # bytes LOAD takes: the model input, or the RGB face
     preprocess: str = ""         # "rgb+fft+lbp": the board computes the input from an RGB face
+    loadb: int = 0               # bytes one binary LOAD frame may carry (0: text LOAD only)
 
     @property
     def takes_rgb(self) -> bool:
@@ -150,7 +177,7 @@ class DeviceInfo:
                 stack_size=int(f["stack"]), line_max=int(f["line_max"]), bench_max=int(f["bench_max"]),
                 reset_reason=f["reset"], flash_crc=f["flash_crc"], flash_ok=f["flash_ok"] == "1",
                 raw=dict(f), load_bytes=int(f.get("load_bytes", f["in_bytes"])),
-                preprocess=f.get("pre", ""))
+                preprocess=f.get("pre", ""), loadb=int(f.get("loadb", 0)))
         except (KeyError, ValueError) as exc:
             raise UserError(f"the device's handshake is missing or garbles {exc}; "
                             "flash firmware built by this tinyfake version") from None
@@ -173,6 +200,8 @@ class LinkStats:
     timeouts: int = 0
     resets: int = 0
     input_reloads: int = 0
+    tx_bytes: int = 0        # bytes written to the device (commands, inputs, resends)
+    rx_bytes: int = 0        # bytes read from it
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -188,17 +217,21 @@ class Device:
     `instructions`: a callable returning new per-inference instruction
     counts (the simulator's plugin), or None on hardware. `takeover`: open
     the session even while another host's is open (the other host's next
-    command then fails with one clear line).
+    command then fails with one clear line). `binary_load`: inputs go as
+    binary LOAD frames where the device takes them (HELLO's loadb), else as
+    hex LOAD lines.
     """
 
     def __init__(self, port: str, baud: int = 115200, *, timeout: float = 2.0,
                  run_timeout: float = 30.0, retries: int = 6, instructions=None,
-                 expected_hash: str | None = None, takeover: bool = False, log=None):
+                 expected_hash: str | None = None, takeover: bool = False, log=None,
+                 binary_load: bool = True):
         self.port_name = port
         self.timeout, self.run_timeout, self.retries = timeout, run_timeout, retries
         self.instructions = instructions
         self.expected_hash = expected_hash
         self.takeover = takeover
+        self.binary_load = binary_load  # False: hex LOAD lines even where the device takes binary frames
         self.log = log or (lambda msg: None)
         self.stats = LinkStats()
         self.chunk = LOAD_CHUNK
@@ -244,19 +277,21 @@ class Device:
                 chunk = self.port.read(max(1, self.port.in_waiting))
             except (serial.SerialException, OSError) as exc:
                 raise UserError(f"serial port {self.port_name} failed: {exc}") from None
+            self.stats.rx_bytes += len(chunk)
             self._buf += chunk
             if len(self._buf) > 1 << 16:  # garbage without newlines: keep the tail
                 del self._buf[:-4096]
 
     def _write(self, data: bytes) -> None:
+        self.stats.tx_bytes += len(data)
         try:
             self.port.write(data)
             self.port.flush()
         except (serial.SerialException, OSError) as exc:
             raise UserError(f"serial port {self.port_name} failed: {exc}") from None
 
-    def request(self, command: str, *, retries: int | None = None,
-                timeout: float | None = None, expect: dict[str, str] | None = None) -> dict[str, str]:
+    def request(self, command: str, *, retries: int | None = None, timeout: float | None = None,
+                expect: dict[str, str] | None = None, load: tuple[int, bytes] | None = None) -> dict[str, str]:
         """Send one command; return the OK reply's fields.
 
         A reply counts only with this command's seq and this session's id,
@@ -264,18 +299,24 @@ class Device:
         says it answers); anything else is stale, another host's or forged,
         and is skipped. Resends on a timeout, a damaged reply or a NACK of
         this very command. Raises BoardReset, DeviceError (ERR reply) or
-        UserError (no valid reply after all retries, another session)."""
+        UserError (no valid reply after all retries, another session).
+        `load` = (offset, bytes): send them as one binary LOAD frame instead
+        of `command` (devices whose HELLO says loadb)."""
         self._seq = self._seq % 4_000_000_000 + 1
         seq = str(self._seq)
-        line = frame(f"{seq} {self.sid} {command}")
+        if load is None:
+            # The leading newline ends any garbage the device has buffered;
+            # a 0x00 before it also ends a damaged binary frame's leftovers.
+            line = (b"\x00\n" if self.info and self.info.loadb else b"\n") + frame(f"{seq} {self.sid} {command}")
+        else:
+            line = b"\x00" + load_frame(self._seq, self.sid, *load)
         name = command.split(" ", 1)[0]
         retries = self.retries if retries is None else retries
         timeout = self.timeout if timeout is None else timeout
         for attempt in range(retries + 1):
             if attempt:
                 self.stats.resent += 1
-            # The leading newline ends any garbage the device has buffered.
-            self._write(b"\n" + line)
+            self._write(line)
             deadline = time.monotonic() + timeout
             while True:
                 raw = self._read_line(deadline)
@@ -378,8 +419,11 @@ class Device:
         computes its input itself -- `info.takes_rgb` -- the uint8 RGB face);
         returns its CRC-32.
 
-        Lines shrink (512 -> 64 bytes) when the link damages them: a noisy
-        link still gets short lines through."""
+        As binary LOAD frames (up to 1,024 bytes each, about 1.02 wire bytes
+        per input byte) where the device takes them, else as hex LOAD lines
+        (512 bytes, 2 wire bytes per byte). Both shrink (down to 64 bytes of
+        text, 128 in a frame) when the link damages them: a noisy link still
+        gets short ones through."""
         data = np.asarray(data)
         raw = np.ascontiguousarray(data.view(np.int8) if data.dtype == np.uint8 else data,
                                    dtype=np.int8).tobytes()
@@ -387,21 +431,26 @@ class Device:
         if want is not None and len(raw) != want:
             what = "an RGB face of" if self.info.takes_rgb else "a model input of"
             raise UserError(f"input has {len(raw)} bytes, the device takes {what} {want} bytes")
+        binary = bool(self.binary_load and self.info and self.info.loadb)
         off = 0
         while off < len(raw):
-            n = self.chunk
+            n = min(self.chunk * 2, self.info.loadb) if binary else self.chunk  # a text byte is 2 hex chars
             resent = self.stats.resent
-            small = n <= LOAD_CHUNK_MIN
+            small = self.chunk <= LOAD_CHUNK_MIN
             try:
-                self.request(f"LOAD {off} {raw[off:off + n].hex()}",
-                             retries=None if small else min(3, self.retries))
+                if binary:
+                    self.request("LOAD", load=(off, raw[off:off + n]),
+                                 retries=None if small else min(3, self.retries))
+                else:
+                    self.request(f"LOAD {off} {raw[off:off + n].hex()}",
+                                 retries=None if small else min(3, self.retries))
             except NoReply:
                 if small:
                     raise
-                self.chunk = n // 2
+                self.chunk //= 2
                 continue
             if self.stats.resent > resent and not small:
-                self.chunk = n // 2
+                self.chunk //= 2
             off += n
         return zlib.crc32(raw)
 

@@ -130,6 +130,19 @@ def _test_images(run: RunDir, data: str | None, limit: int | None, size: int):
     return ds, what
 
 
+def _wire(board: Board, info, n: int, tx: int, rx: int, binary: bool) -> dict:
+    """Serial bytes per image while streaming (measured: every command, frame,
+    resend and reply), and what they cost at the board's console baud rate
+    (8N1: 10 bits a byte; the link is full duplex, so the larger direction sets the pace)."""
+    baud = int(board.console.get("baud", 115200))
+    per_tx, per_rx = tx / n, rx / n
+    load = info.load_bytes or info.input_bytes
+    return {"load": "binary frames" if binary else "hex lines", "input_bytes": load,
+            "to_device_bytes_per_image": round(per_tx), "to_host_bytes_per_image": round(per_rx),
+            "wire_per_input_byte": round(per_tx / load, 3), "baud": baud,
+            "seconds_per_image_at_baud": round(max(per_tx, per_rx) * 10 / baud, 3)}
+
+
 def _plots(run: RunDir, report: dict, data, limit, y: np.ndarray, scores: dict) -> dict[str, str]:
     """The pictures report.md shows, written into the run: the memory map,
     the ROC of the device's outputs beside TFLite Micro's (its own file for
@@ -207,7 +220,10 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
             selftest = "ok"
         except DeviceError as exc:  # keep going: the per-image comparison says more
             st, selftest = None, f"FAILED ({exc})"
+        before = (dev.stats.tx_bytes, dev.stats.rx_bytes)
         result = stream(dev, loads, host, log)
+        wire = _wire(board, info, len(ds), dev.stats.tx_bytes - before[0], dev.stats.rx_bytes - before[1],
+                     dev.binary_load and info.loadb > 0)
         # Repeatability: the first image twice more.
         again = [dev.infer(loads[0]) for _ in range(2)]
         prep = dev.prep(loads[0]) if info.takes_rgb else None
@@ -263,7 +279,7 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
         "accuracy": metrics,
         "verification": {"n": len(ds), "identical": identical, "mismatches": result["mismatches"][:20],
                          "selftest": selftest},
-        "link": link,
+        "link": {**link, "wire": wire},
     }
     if simulate:
         sim_mem = memory_report(sim_elf, board, sim_regions(board), stack["stack_used"])

@@ -68,6 +68,11 @@ def budget_text(report: dict) -> str:
         top = list(report["profile"]["by_type"].items())[:4]
         lines.append("  ops    " + ", ".join(f"{name} {100 * t['share']:.0f}%" for name, t in top)
                      + " of the instructions (per operator: report.md)")
+    wire = (report.get("link") or {}).get("wire")
+    if wire:
+        lines.append(f"  link   {wire['to_device_bytes_per_image']:,} B per image to the device "
+                     f"({wire['wire_per_input_byte']:.2f}x its {wire['input_bytes']:,} B input, {wire['load']}): "
+                     f"~{wire['seconds_per_image_at_baud']:.2f} s per image at {wire['baud']:,} baud on a board")
     v = report["verification"]
     acc = report.get("accuracy") or {}
     lines.append(f"  device == host int8 (TFLite Micro) on {v['identical']}/{v['n']} test images"
