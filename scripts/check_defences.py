@@ -73,6 +73,15 @@ DEFENCES = [
     Defence("device: BENCH time cap", (
         (PROTOCOL_C, "while (done < n && total < budget) {", "while (done < n) {"),),
         (f"{PARSER}::test_bench_is_capped_in_time",)),
+    Defence("device: binary LOAD frame CRC check", (
+        (PROTOCOL_C, "crc32_update(0, line, line_len - 4) != get_u32le(line + line_len - 4)) {", "0) {"),),
+        (f"{PARSER}::test_a_damaged_frame_is_nacked_with_its_seq_and_loads_nothing",)),
+    Defence("device: binary LOAD frames bound to the session", (
+        (PROTOCOL_C, "if (!session || sid != session) {", "if (0) {"),),
+        (f"{PARSER}::test_frames_are_held_to_the_session_and_the_input",)),
+    Defence("device: binary LOAD frames bound to the input tensor", (
+        (PROTOCOL_C, "if (off > TFK_LOAD_BYTES || n > TFK_LOAD_BYTES - off) {", "if (0) {"),),
+        (f"{PARSER}::test_frames_are_held_to_the_session_and_the_input",)),
     Defence("device: UART overrun NACK", (
         (PROTOCOL_C, 'if (line_lost) { nack("overrun"); return; }', ""),),
         (f"{PARSER}::test_an_overrun_is_nacked_and_not_executed",)),

@@ -572,8 +572,9 @@ static uint32_t get_u32le(const char *p)
 
 /* A complete binary frame, decoded into line[0..line_len): seq, sid, offset
  * (u32 little-endian each), the bytes, CRC-32 of all that. Answered like a
- * text LOAD; a frame that fails its checks is NACKed with its seq when the
- * frame is long enough to carry one (the host resends it). */
+ * text LOAD; a frame that fails its checks (a cut-short one fails its CRC)
+ * is NACKed with its seq when the frame is long enough to carry one (the
+ * host resends it). */
 static void frame_done(void)
 {
     static char seq_text[11], sid_text[9];
@@ -586,7 +587,7 @@ static void frame_done(void)
         memmove(seq_text, end, strlen(end) + 1);
     }
     const char *hint = line_len >= 4 ? seq_text : "-";
-    if (line_overflow || line_lost || cobs_left || line_len < 16 ||
+    if (line_overflow || line_lost || line_len < 16 ||
         crc32_update(0, line, line_len - 4) != get_u32le(line + line_len - 4)) {
         req_seq = hint;
         reply_err(line_overflow ? "toolong" : line_lost ? "overrun" : "badcrc");
@@ -598,8 +599,10 @@ static void frame_done(void)
     sid_text[8] = 0;
     req_seq = seq_text;
     req_sid = sid_text;
-    if (!session) { reply_err("nosession"); return; }
-    if (sid != session) { reply_err("notyours"); return; }
+    if (!session || sid != session) {
+        reply_err(session ? "notyours" : "nosession");
+        return;
+    }
     if (off > TFK_LOAD_BYTES || n > TFK_LOAD_BYTES - off) {
         reply_err("LOAD outside the input tensor");
         return;
