@@ -79,6 +79,21 @@ def test_profile_counts_every_operator(run, capsys):
     assert "| # | operator | kernel | output | MACs | weights (B) | output in arena (B) | instructions |" in md
 
 
+def test_simulate_profiles_the_self_test(run, capsys):
+    assert main(["simulate", "--run", str(run.root), "--repeat", "1", "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "per operator type: " in out and "selftest_profile.md" in out
+    doc = json.loads((run.root / "selftest_profile.json").read_text())
+    assert [r["index"] for r in doc["profile"]["ops"]] == [op["index"] for op in doc["layers"]]
+    counted = sum(r["instructions"] for r in doc["profile"]["ops"])
+    assert 0.98 * doc["profile"]["instructions"] <= counted <= doc["profile"]["instructions"]
+    md = (run.root / "selftest_profile.md").read_text()
+    assert "| weights (B) | output in arena (B) | instructions |" in md
+    assert (run.root / "selftest_profile.png").stat().st_size > 0
+    assert main(["simulate", "--elf", str(run.fw / "stm32h743-sim.elf"), "--profile"]) == 2
+    assert "--profile counts instructions per operator" in capsys.readouterr().err
+
+
 def test_profile_needs_the_simulator(run, capsys):
     assert main(["verify", "--port", "/dev/null-board", "--run", str(run.root), "--profile"]) == 2
     err = capsys.readouterr().err.strip()

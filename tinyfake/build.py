@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tinyfake.firmware.boards import DEFAULT_BOARD
 from tinyfake.harness.flash import FLASHERS
 from tinyfake.models import CHANNELS, MODELS
 from tinyfake.runs import RUNS_ROOT, RunDir
@@ -22,7 +23,7 @@ TRAINING_OPTIONS = ("data", "size", "arch", "channels", "epochs", "name", "force
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--board", default="stm32h743", help="target board (see `tinyfake boards`)")
+    p.add_argument("--board", default=DEFAULT_BOARD, help="target board (see `tinyfake boards`)")
     p.add_argument("--model", metavar="RUN_DIR",
                    help="use this trained run instead of training the default model (its stages "
                         "run again only where an input changed)")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tinyfake.detect.tracking import DEFAULT_THRESHOLD, DEFAULT_TOP_K
+from tinyfake.firmware.boards import DEFAULT_BOARD
 
 HELP = ("find and track every face in images or videos, score each with the run's int8 model "
         "(host C, TFLite Micro, a board or the simulator) and give a verdict per file")
@@ -27,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--simulate", dest="backend", action="store_const", const="simulate",
                    help="same as --backend simulate")
     p.add_argument("--port", help="score on a board at this serial port (flashed with the run's firmware)")
-    p.add_argument("--board", default="stm32h743", help="board for --port/--simulate (default stm32h743)")
+    p.add_argument("--board", default=DEFAULT_BOARD, help=f"board for --port/--simulate (default {DEFAULT_BOARD})")
     p.add_argument("--face-finder", choices=("mtcnn", "haar"), default="mtcnn",
                    help="mtcnn (default: fewer missed faces and background boxes) or haar (OpenCV's "
                         "cascades, faster)")

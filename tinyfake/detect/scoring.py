@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyfake.errors import UserError
+from tinyfake.firmware.boards import DEFAULT_BOARD
 from tinyfake.runs import RUNS_ROOT, RunDir, only_run
 
 BACKENDS = ("host", "tflite", "simulate")
@@ -94,7 +95,7 @@ class Scorer:
 
 @contextmanager
 def open_scorer(run: RunDir, backend: str = "host", *, port: str | None = None,
-                board: str = "stm32h743", log=print):
+                board: str = DEFAULT_BOARD, log=print):
     """Yield a `Scorer` for the run on `backend` (host, tflite, simulate) or on a board at `port`."""
     if port is not None:
         backend = "device"

@@ -15,6 +15,8 @@ from tinyfake.errors import UserError
 from tinyfake.firmware.board_schema import check_board
 from tinyfake.paths import BOARDS_DIR
 
+DEFAULT_BOARD = "stm32h743"  # what every command targets without --board
+
 # Parts of the image a profile places; `arena` may list fallbacks.
 PROFILE_KEYS = ("text", "rodata", "data", "bss", "stack", "arena")
 

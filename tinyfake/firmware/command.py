@@ -4,13 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinyfake.errors import UserError
+from tinyfake.firmware.boards import DEFAULT_BOARD
 from tinyfake.firmware.build import build_firmware
 
 HELP = "build the firmware (ELF/BIN/HEX for the board, ELF for the simulator) around a compiled model"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--board", default="stm32h743", help="board name (see `tinyfake boards`)")
+    p.add_argument("--board", default=DEFAULT_BOARD, help="board name (see `tinyfake boards`)")
     p.add_argument("--run", help="run directory (uses RUN/gen and RUN/model_int8.tflite, writes RUN/fw/); "
                    "default: the only run with compiled C")
     p.add_argument("--gen", help="compiled model directory instead of a run (needs --out and --tflite)")

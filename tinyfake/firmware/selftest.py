@@ -11,19 +11,9 @@ from typing import Callable
 
 import numpy as np
 
+from tinyfake.compiler.oracle import lcg_input  # the input ../shared/bench measures TFLite Micro with
 from tinyfake.errors import UserError
 from tinyfake.firmware.model_header import ModelInfo
-
-
-def lcg_input(n: int, seed: int = 1) -> np.ndarray:
-    """int8 values from x = x*1664525 + 1013904223 mod 2^32, v = int8(x >> 24):
-    the input ../shared/bench measures TFLite Micro with."""
-    out = np.empty(n, np.int8)
-    x = seed
-    for i in range(n):
-        x = (x * 1664525 + 1013904223) & 0xFFFFFFFF
-        out[i] = np.uint8(x >> 24).view(np.int8)
-    return out
 
 
 def selftest_output(info: ModelInfo, tflite: Path | None = None,

@@ -14,7 +14,7 @@ import threading
 import time
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import load_board
+from tinyfake.firmware.boards import DEFAULT_BOARD, load_board
 
 HELP = "serial console: print the board's lines, send typed commands (framed, CRC-checked)"
 # A simulator starts the firmware when its socket is opened: wait (this
@@ -24,7 +24,7 @@ SIM_BOOT_WAIT = 10.0
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--board", default="stm32h743", help="board name (its console baud rate)")
+    p.add_argument("--board", default=DEFAULT_BOARD, help="board name (its console baud rate)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", help="serial port of the board, e.g. /dev/ttyACM0 (or a pyserial URL)")
     where.add_argument("--simulate", action="store_true", help="the console of the run's firmware in QEMU")

@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import load_board
+from tinyfake.firmware.boards import DEFAULT_BOARD, load_board
 
 HELP = "run the firmware in a simulator (QEMU, or Renode with --renode): self-test and instruction count"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--board", default="stm32h743", help="board whose firmware to simulate")
+    p.add_argument("--board", default=DEFAULT_BOARD, help="board whose firmware to simulate")
     p.add_argument("--run", help="run directory (default: the only run with compiled C)")
     p.add_argument("--elf", help="simulator ELF to run instead of a run's firmware")
     p.add_argument("--repeat", type=int, default=3, help="self-test runs, to show the count repeats (default 3)")
@@ -21,6 +21,9 @@ def add_arguments(p) -> None:
     p.add_argument("--renode", nargs="?", const="", metavar="PATH",
                    help="run the board ELF in Renode instead of QEMU's twin (launcher: PATH, $RENODE, "
                         "renode on PATH, or ../shared/renode)")
+    p.add_argument("--profile", action="store_true",
+                   help="also count instructions per operator on the self-test input (QEMU): "
+                        "selftest_profile.md (the layer table), .json and .png in the run")
 
 
 def run(args) -> int:
@@ -28,6 +31,9 @@ def run(args) -> int:
     from tinyfake.harness.verify import ensure_firmware, harness_run
 
     board = load_board(args.board)
+    if args.profile and (args.elf or args.serve or args.renode is not None):
+        raise UserError("--profile counts instructions per operator of a run's model in QEMU: "
+                        "give it with --run (not --elf, --serve or --renode)")
     if args.elf:
         sim_elf = board_elf = Path(args.elf)
         if not sim_elf.is_file() or sim_elf.open("rb").read(4) != b"\x7fELF":
@@ -59,7 +65,37 @@ def run(args) -> int:
         print(f"instructions per inference: {counts[0]:,} ({same} over {len(counts)} runs); "
               f"~{counts[0] / board.clock_hz * 1e3:.2f} ms at {board.clock_hz / 1e6:.0f} MHz (estimate)")
     print(f"stack used: {stack['stack_used']:,} of {stack['stack_size']:,} B")
+    if args.profile:
+        _profile(run_dir, board, info, counts[0])
     return 0
+
+
+def _profile(run_dir, board, info, instructions: int) -> None:
+    """Instructions per operator on the self-test input (the LCG bytes the
+    board loads itself, so the plain count above is this input's)."""
+    import dataclasses
+    import json
+
+    from tinyfake.compiler.api import layers
+    from tinyfake.firmware.build import run_channels
+    from tinyfake.compiler.oracle import lcg_input
+    from tinyfake.harness.profile import profile_ops
+    from tinyfake.report.plots import plot_profile
+    from tinyfake.report.report import layers_markdown, profile_markdown
+
+    x = lcg_input(info.load_bytes or info.input_bytes)
+    prof = profile_ops(run_dir.gen, run_dir.tflite, board, run_dir.root / "fw-profile", x, instructions,
+                       run_channels(run_dir))
+    out = run_dir.root / "selftest_profile"
+    prof["plot"] = str(plot_profile(prof, out.with_suffix(".png"), f"instructions per operator: {info.model}"))
+    doc = {"layers": [dataclasses.asdict(op) for op in layers(run_dir.tflite)], "profile": prof}
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    md = out.with_suffix(".md")
+    md.write_text("\n".join([f"# Instructions per operator: {info.model} (self-test input, QEMU)", "",
+                             *layers_markdown(doc), "", *profile_markdown(prof)]) + "\n")
+    top = list(prof["by_type"].items())[:4]
+    print("per operator type: " + ", ".join(f"{name} {100 * t['share']:.0f}%" for name, t in top))
+    print(f"wrote {md}, {out.with_suffix('.json')} and {prof['plot']}")
 
 
 def _serve(sim_elf: Path, board) -> int:

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from tinyfake.errors import UserError
-from tinyfake.firmware.boards import load_board
+from tinyfake.firmware.boards import DEFAULT_BOARD, load_board
 
 HELP = ("stream the test split to a board (--port) or the simulator (--simulate), check every output "
         "against the host's int8 output, write report.json/report.md")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--board", default="stm32h743", help="board name (see `tinyfake boards`)")
+    p.add_argument("--board", default=DEFAULT_BOARD, help="board name (see `tinyfake boards`)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--port", help="serial port of the board, e.g. /dev/ttyACM0 (or a pyserial URL)")
     where.add_argument("--simulate", action="store_true", help="run the firmware in QEMU")
