@@ -79,3 +79,17 @@ def test_bench_model_memory_targets(bench_model):
     header = (gen / "model.h").read_text()
     assert f"#define MODEL_ARENA_BYTES {cm.arena_bytes}" in header
     assert f"#define MODEL_WEIGHT_BYTES {cm.weight_bytes}" in header
+
+
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp"])
+def test_optimize_size_is_bit_exact_in_less_flash(bench_model, dsp, tmp_path):
+    """--optimize size: int8 weights only (no doubled int16 layouts), the
+    same outputs as TFLite Micro, fewer weight bytes wherever a fast layout was used."""
+    path, _, cm, inputs, expected = bench_model
+    small = compile_model(path, tmp_path / "gen", optimize="size")
+    assert not any(op.kernel in ("tfk_pw16", "tfk_dw3x3", "tfk_dwk") for op in small.ops)
+    if any(op.kernel in ("tfk_pw16", "tfk_dw3x3", "tfk_dwk") for op in cm.ops):
+        assert small.weight_bytes < cm.weight_bytes
+    model = HostModel(build_host(tmp_path / "gen", dsp=dsp), small.input_bytes, small.output_bytes)
+    for name, x in inputs:
+        assert np.array_equal(model.run(x), expected[name]), f"{path.name} --optimize size on {name}"

@@ -59,13 +59,15 @@ class CompiledModel:
 def compile_model(tflite_path: str | Path, out_dir: str | Path, name: str | None = None,
                   arena_budget: int | None = None, flash_budget: int | None = None,
                   inplace: bool = True, op_markers: bool = False,
-                  binary_kernels: bool = True) -> CompiledModel:
+                  binary_kernels: bool = True, optimize: str = "speed") -> CompiledModel:
     """Compile an int8 .tflite to out_dir/{model.c, model.h, sources.txt}.
 
     binary_kernels: run sign -> +-1 CONV_2D pairs (binary networks' int8
-    form) as bit-packed XNOR-popcount kernels (False: as int8 convs)."""
+    form) as bit-packed XNOR-popcount kernels (False: as int8 convs).
+    optimize: "speed" (default) or "size": int8 weights only, no doubled
+    int16 layouts (less flash, more instructions; bit-exact either way)."""
     model = read_tflite(tflite_path)
-    lowered = lower(model, binary_kernels)
+    lowered = lower(model, binary_kernels, optimize)
     plan = plan_memory(model, lowered, inplace=inplace)
     macs = sum(s.macs for s in lowered.steps)
     weight_bytes = lowered.const_bytes
@@ -99,14 +101,24 @@ def compile_model(tflite_path: str | Path, out_dir: str | Path, name: str | None
                          tout.quant.zp, ops, sources, plan.strategy)
 
 
-def layers(tflite_path: str | Path) -> list[OpInfo]:
+LOWERING_OPTIONS = ("binary_kernels", "optimize")  # the compile options that choose kernels
+
+
+def layers(tflite_path: str | Path, **options) -> list[OpInfo]:
     """Every operator of a .tflite as the compiler lowers it (kernel, output
     shape, MACs, weight bytes, arena slice), in call order: what the reports'
     per-layer tables show. Compiles into a temporary folder."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="tinyfake-layers-") as tmp:
-        return compile_model(tflite_path, Path(tmp) / "gen").ops
+        return compile_model(tflite_path, Path(tmp) / "gen", **options).ops
+
+
+def run_layers(run) -> list[OpInfo]:
+    """layers() of a run's model, lowered with the options its gen/ was compiled with."""
+    made = run.manifest.get("compile")
+    options = {k: v for k, v in (made.options if made else {}).items() if k in LOWERING_OPTIONS}
+    return layers(run.tflite, **options)
 
 
 def _compile_options(run, options: dict) -> dict:

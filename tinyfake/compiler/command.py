@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fail if the weights need more flash than this")
     p.add_argument("--no-binary-kernels", action="store_true",
                    help="run a binary net's sign + +-1 conv pairs as int8 convs (to compare)")
+    p.add_argument("--optimize", choices=("speed", "size"), default="speed",
+                   help="speed (default): the fastest kernels, some with doubled int16 weights; "
+                        "size: int8 weights only (less flash, more instructions; bit-exact either way)")
     p.add_argument("--json", action="store_true", help="print the result (sizes, every operator's kernel) as JSON")
 
 
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{path} does not exist; export a model first with `tinyfake export`")
     out = args.out or path.parent / "gen"
     options = dict(arena_budget=args.arena_budget, flash_budget=args.flash_budget,
-                   binary_kernels=not args.no_binary_kernels)
+                   binary_kernels=not args.no_binary_kernels, optimize=args.optimize)
     if run is not None and args.out is None and name is None:  # the run's own gen/, recorded
         cm = compile_run(run, **options)
     else:

@@ -133,10 +133,16 @@ def _pad_before(in_size: int, k: int, stride: int, dil: int, out_size: int) -> i
     return total // 2
 
 
+OPTIMIZE = ("speed", "size")
+
+
 class _Lowering:
-    def __init__(self, model: Model, binary_kernels: bool = True):
+    def __init__(self, model: Model, binary_kernels: bool = True, optimize: str = "speed"):
         self.m = model
         self.binary_kernels = binary_kernels
+        # "size": int8 weights everywhere (tfk_conv1x1, the generic depthwise),
+        # none of the doubled int16 layouts the fastest kernels read
+        self.fast_layouts = optimize == "speed"
         self.binary_signs: dict[int, np.ndarray] = {}  # sign op -> int16 thresholds
         self.binary_convs: set[int] = set()              # CONV_2Ds on packed bits
         self.packed_bytes: dict[int, int] = {}
@@ -525,7 +531,7 @@ class _Lowering:
             bound = np.abs(folded) + np.abs(wdata.reshape(oc, ic)).sum(axis=1) * 128
             rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
             ic4 = (ic + 3) // 4 * 4
-            if rq is not None and n * oh * ow >= PW16_MIN_PIXELS and ic4 <= PW16_MAX_C4:
+            if rq is not None and self.fast_layouts and n * oh * ow >= PW16_MIN_PIXELS and ic4 <= PW16_MAX_C4:
                 # int16 weights: where many pixels share them, the extra flash buys the most
                 oc2 = (oc + 1) // 2 * 2   # an odd last channel is paired with a zero one
                 wp = np.zeros((oc2, ic4), np.int64)
@@ -561,7 +567,7 @@ class _Lowering:
                                        [x.index], y.index, pc, macs, 0, note=note + "; pointwise kernel",
                                        overlap=("pw", ic, oc, n * oh * ow)))
                 return
-        if depthwise and dm == 1 and kh == kw == 3 and dh == dw == 1 and n == 1:
+        if depthwise and dm == 1 and kh == kw == 3 and dh == dw == 1 and n == 1 and self.fast_layouts:
             wr = wdata.reshape(9, oc)
             bound = np.abs(bias_v) + np.abs(wr).sum(axis=0) * 255
             rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
@@ -585,7 +591,7 @@ class _Lowering:
                                        [x.index], y.index, pc, macs, 0, note=note + "; 3x3 depthwise kernel",
                                        overlap=("conv", ih, iw, ic, oh, ow, oc, sh, sw, pad_top, pad_left, 3)))
                 return
-        if depthwise and n == 1 and dh == dw == 1 and oh * ow >= DWK_MIN_PIXELS:
+        if depthwise and n == 1 and dh == dw == 1 and oh * ow >= DWK_MIN_PIXELS and self.fast_layouts:
             wr = wdata.reshape(kh * kw, oc)
             bound = np.abs(bias_v) + np.abs(wr).sum(axis=0) * 255
             rq = Q.fast_requant(mult, shift, y.quant.zp, int(bound.max()))
@@ -1044,8 +1050,11 @@ class _Lowering:
         self.steps.append(Step(op, "data", None, [], call, [t.index for t in xs], y.index, [c]))
 
 
-def lower(model: Model, binary_kernels: bool = True) -> Lowered:
-    """Turn every operator into a kernel call, alias or fusion (or say why not)."""
+def lower(model: Model, binary_kernels: bool = True, optimize: str = "speed") -> Lowered:
+    """Turn every operator into a kernel call, alias or fusion (or say why not).
+    `optimize` "size" trades instructions for flash (int8 weights only)."""
+    if optimize not in OPTIMIZE:
+        raise UserError(f"optimize must be one of {', '.join(OPTIMIZE)}, not {optimize!r}")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UserError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} "
                         "outputs; model_invoke() supports exactly one of each")
@@ -1054,4 +1063,4 @@ def lower(model: Model, binary_kernels: bool = True) -> Lowered:
         if t.dtype != "int8":
             raise UserError(f"model {what} '{t.name}' is {t.dtype}; the compiler needs int8 "
                             "input and output (export a full-integer model)")
-    return _Lowering(model, binary_kernels).run()
+    return _Lowering(model, binary_kernels, optimize).run()

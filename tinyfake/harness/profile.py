@@ -18,17 +18,18 @@ from tinyfake.firmware.boards import Board
 
 
 def profile_ops(gen: Path, tflite: Path, board: Board, out_dir: Path, x: np.ndarray,
-                plain_instructions: int, channels: str = "rgb") -> dict:
+                plain_instructions: int, channels: str = "rgb", ops: list | None = None) -> dict:
     """{"ops": one row per operator, "by_type": totals per operator type,
     "marker_overhead": instructions one marker call took}. `x`: what the
     device loads for one inference; `plain_instructions`: the count of one
-    inference on the firmware without markers."""
+    inference on the firmware without markers; `ops`: gen/'s operators
+    (compiler.api.layers, lowered as gen/ was), else `tflite`'s with the defaults."""
     from tinyfake.compiler.api import layers
     from tinyfake.firmware.build import build_firmware
     from tinyfake.harness.protocol import Device
     from tinyfake.harness.qemu import QemuSim
 
-    ops = layers(tflite)  # names, kernels and MACs, in call order
+    ops = ops if ops is not None else layers(tflite)  # names, kernels and MACs, in call order
     build = build_firmware(gen, board, out_dir, tflite=tflite, profile_ops=True, channels=channels)
     with QemuSim(build.sim_elf, build.board) as sim:
         with Device(sim.url, instructions=sim.instructions, expected_hash=build.model.hash) as dev:

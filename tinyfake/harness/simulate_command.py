@@ -76,7 +76,7 @@ def _profile(run_dir, board, info, instructions: int) -> None:
     import dataclasses
     import json
 
-    from tinyfake.compiler.api import layers
+    from tinyfake.compiler.api import run_layers
     from tinyfake.firmware.build import run_channels
     from tinyfake.compiler.oracle import lcg_input
     from tinyfake.harness.profile import profile_ops
@@ -84,11 +84,12 @@ def _profile(run_dir, board, info, instructions: int) -> None:
     from tinyfake.report.report import layers_markdown, profile_markdown
 
     x = lcg_input(info.load_bytes or info.input_bytes)
+    ops = run_layers(run_dir)
     prof = profile_ops(run_dir.gen, run_dir.tflite, board, run_dir.root / "fw-profile", x, instructions,
-                       run_channels(run_dir))
+                       run_channels(run_dir), ops)
     out = run_dir.root / "selftest_profile"
     prof["plot"] = str(plot_profile(prof, out.with_suffix(".png"), f"instructions per operator: {info.model}"))
-    doc = {"layers": [dataclasses.asdict(op) for op in layers(run_dir.tflite)], "profile": prof}
+    doc = {"layers": [dataclasses.asdict(op) for op in ops], "profile": prof}
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     md = out.with_suffix(".md")
     md.write_text("\n".join([f"# Instructions per operator: {info.model} (self-test input, QEMU)", "",

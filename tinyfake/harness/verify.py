@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyfake.compiler.api import layers
+from tinyfake.compiler.api import run_layers
 from tinyfake.errors import UserError
 from tinyfake.firmware.boards import Board, load_board
 from tinyfake.firmware.linker import sim_regions
@@ -281,6 +281,7 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
                          "selftest": selftest},
         "link": {**link, "wire": wire},
     }
+    ops = run_layers(run)
     if simulate:
         sim_mem = memory_report(sim_elf, board, sim_regions(board), stack["stack_used"])
         report["simulator_memory"] = {"elf": str(sim_elf), "flash_bytes": sim_mem["flash"]["total"],
@@ -291,10 +292,10 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
 
         log("profiling: instructions per operator (a firmware with operator markers) ...")
         report["profile"] = profile_ops(run.gen, run.tflite, board, run.root / "fw-profile", loads[0],
-                                        int(latency["instructions"]["median"]), channels)
+                                        int(latency["instructions"]["median"]), channels, ops)
         report["profile"]["plot"] = str(plot_profile(report["profile"], run.root / "profile.png",
                                                      f"instructions per operator: {model.name}"))
-    report["layers"] = [dataclasses.asdict(op) for op in layers(run.tflite)]
+    report["layers"] = [dataclasses.asdict(op) for op in ops]
     report["plots"] = _plots(run, report, data, limit, ds.y, {"int8_tflm": fake_scores(host), "device": scores})
     written = [run.result_path("report", data, limit, suffix) for suffix in (".json", ".md")]
     write_report(report, *written)
