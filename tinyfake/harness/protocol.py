@@ -1,6 +1,8 @@
 """Host side of the tinyfake serial protocol (firmware/app/protocol.h).
 
-Lines both ways are `<text>*<crc32 hex>\\n`. Every command carries a seq
+Lines both ways are `<text>*<crc32 hex>\\n`. Inputs go as binary LOAD
+frames where the device takes them (`load_frame`: COBS, CRC-32, 0x00
+ends the frame; 1.02 wire bytes per input byte). Every command carries a seq
 number (random start per Device) and the session id (random per Device);
 a reply counts only when it echoes both, and an inference's reply also names
 the input CRC and model hash it answers, so stale, duplicated, replayed or
