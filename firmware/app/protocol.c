@@ -580,25 +580,21 @@ static void frame_done(void)
     static char seq_text[11], sid_text[9];
     req_seq = req_sid = "-";
     if (line_len >= 4) {              /* as seq_hint: the seq, if the frame carries one */
-        char *end = seq_text + sizeof seq_text - 1;
+        char *p = seq_text + sizeof seq_text - 1;
         uint32_t v = get_u32le(line);
-        *end = 0;
-        do { *--end = (char)('0' + v % 10); v /= 10; } while (v);
-        memmove(seq_text, end, strlen(end) + 1);
+        *p = 0;
+        do { *--p = (char)('0' + v % 10); v /= 10; } while (v);
+        req_seq = p;
     }
-    const char *hint = line_len >= 4 ? seq_text : "-";
     if (line_overflow || line_lost || line_len < 16 ||
         crc32_update(0, line, line_len - 4) != get_u32le(line + line_len - 4)) {
-        req_seq = hint;
         reply_err(line_overflow ? "toolong" : line_lost ? "overrun" : "badcrc");
         return;
     }
     uint32_t sid = get_u32le(line + 4), off = get_u32le(line + 8);
     unsigned n = line_len - 16;
     for (int s = 28, i = 0; s >= 0; s -= 4) sid_text[i++] = hexdigits[(sid >> s) & 15];
-    sid_text[8] = 0;
-    req_seq = seq_text;
-    req_sid = sid_text;
+    req_sid = sid_text;               /* (sid_text[8] stays 0: static) */
     if (!session || sid != session) {
         reply_err(session ? "notyours" : "nosession");
         return;

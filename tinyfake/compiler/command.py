@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from tinyfake.compiler.api import compile_model, compile_run
+from tinyfake.compiler.graph import OPTIMIZE
 from tinyfake.compiler.hostbuild import arm_object_sizes
 from tinyfake.errors import UserError
 from tinyfake.runs import RunDir
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fail if the weights need more flash than this")
     p.add_argument("--no-binary-kernels", action="store_true",
                    help="run a binary net's sign + +-1 conv pairs as int8 convs (to compare)")
-    p.add_argument("--optimize", choices=("speed", "size"), default="speed",
+    p.add_argument("--optimize", choices=OPTIMIZE, default="speed",
                    help="speed (default): the fastest kernels, some with doubled int16 weights; "
                         "size: int8 weights only (less flash, more instructions; bit-exact either way)")
     p.add_argument("--json", action="store_true", help="print the result (sizes, every operator's kernel) as JSON")

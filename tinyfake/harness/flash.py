@@ -50,8 +50,9 @@ def check_flasher(board: Board, tool: str | None = None) -> str:
     asks before its expensive stages."""
     tool = tool or board.flash.get("default", "pyocd")
     if tool not in board.flash or tool == "default":
+        known = ", ".join(k for k in board.flash if k != "default")
         raise UserError(f"board {board.name} has no [flash.{tool}] settings; "
-                        f"it supports: {', '.join(k for k in board.flash if k != 'default') or 'no flasher'}")
+                        + (f"it supports: {known}" if known else "its board file names no flasher"))
     _tool(tool)
     return tool
 

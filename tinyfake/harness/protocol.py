@@ -245,6 +245,11 @@ class Device:
         self._buf = bytearray()
         self.port = open_port(port, baud)
 
+    @property
+    def sends_frames(self) -> bool:
+        """Inputs go as binary LOAD frames: the device takes them and binary_load is on."""
+        return bool(self.binary_load and self.info and self.info.loadb)
+
     # ---- context manager ----------------------------------------------
     def __enter__(self) -> "Device":
         return self
@@ -433,19 +438,18 @@ class Device:
         if want is not None and len(raw) != want:
             what = "an RGB face of" if self.info.takes_rgb else "a model input of"
             raise UserError(f"input has {len(raw)} bytes, the device takes {what} {want} bytes")
-        binary = bool(self.binary_load and self.info and self.info.loadb)
+        binary = self.sends_frames
         off = 0
         while off < len(raw):
             n = min(self.chunk * 2, self.info.loadb) if binary else self.chunk  # a text byte is 2 hex chars
             resent = self.stats.resent
             small = self.chunk <= LOAD_CHUNK_MIN
+            retries = None if small else min(3, self.retries)
             try:
                 if binary:
-                    self.request("LOAD", load=(off, raw[off:off + n]),
-                                 retries=None if small else min(3, self.retries))
+                    self.request("LOAD", load=(off, raw[off:off + n]), retries=retries)
                 else:
-                    self.request(f"LOAD {off} {raw[off:off + n].hex()}",
-                                 retries=None if small else min(3, self.retries))
+                    self.request(f"LOAD {off} {raw[off:off + n].hex()}", retries=retries)
             except NoReply:
                 if small:
                     raise

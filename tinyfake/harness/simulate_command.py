@@ -77,8 +77,8 @@ def _profile(run_dir, board, info, instructions: int) -> None:
     import json
 
     from tinyfake.compiler.api import run_layers
-    from tinyfake.firmware.build import run_channels
     from tinyfake.compiler.oracle import lcg_input
+    from tinyfake.firmware.build import run_channels
     from tinyfake.harness.profile import profile_ops
     from tinyfake.report.plots import plot_profile
     from tinyfake.report.report import layers_markdown, profile_markdown

@@ -223,7 +223,7 @@ def _verify(run, board, port, simulate, data, limit, renode, profile, log, **dev
         before = (dev.stats.tx_bytes, dev.stats.rx_bytes)
         result = stream(dev, loads, host, log)
         wire = _wire(board, info, len(ds), dev.stats.tx_bytes - before[0], dev.stats.rx_bytes - before[1],
-                     dev.binary_load and info.loadb > 0)
+                     dev.sends_frames)
         # Repeatability: the first image twice more.
         again = [dev.infer(loads[0]) for _ in range(2)]
         prep = dev.prep(loads[0]) if info.takes_rgb else None
